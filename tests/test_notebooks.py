@@ -1,0 +1,27 @@
+"""Every notebook in nbs/ is a test: one pytest case per notebook, run by nbdev's own `test_nb`.
+
+Cells flagged with a `tst_flags` flag from pyproject.toml (`notest`, `slow`, `cuda`) are skipped unless named in
+the FTBOOK_TEST_FLAGS environment variable (`make test-slow` sets `slow`); `cuda` cells run whenever a GPU is present.
+"""
+import os
+import pytest
+import torch
+from nbdev.config import get_config
+from nbdev.test import test_nb as run_notebook
+from conftest import ROOT
+
+CFG = get_config(ROOT)
+NOTEBOOKS = sorted(p for p in CFG.nbs_path.glob('*.ipynb') if not p.name.startswith('_'))
+
+def _flags():
+    skip = CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else list(CFG.tst_flags)
+    force = os.environ.get('FTBOOK_TEST_FLAGS', '').split() + (['cuda'] if torch.cuda.is_available() else [])
+    return skip, force
+
+def test_there_are_notebooks(): assert len(NOTEBOOKS) >= 5, NOTEBOOKS
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook(nb):
+    skip, force = _flags()
+    passed, seconds = run_notebook(nb, skip_flags=skip, force_flags=force, basepath=ROOT)
+    assert passed, f'{nb.name} failed after {seconds:.0f} s: its traceback is in the captured stderr above'
