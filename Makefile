@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup finetune test test-slow export clean-nbs clean
+.PHONY: setup finetune test test-slow export ablation readme clean
 
 setup: $(STAMP)
 
@@ -41,3 +41,11 @@ export: setup
 
 clean:
 	rm -rf build dist *.egg-info _docs _proc
+
+# the fine-tuning ablation on the CPU budget (about 25 minutes on 2 cores); the ablation chapter reads its output
+ablation: setup
+	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
+
+# README.md is rendered from nbs/index.ipynb
+readme:
+	$(PYTHON) tools/render_readme.py

@@ -6,9 +6,9 @@ from conftest import run_cli
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    "One real fine-tuning run of the default task on a subset, shared by the tests below"
+    "One real run of the default recipe (gradual unfreezing + discriminative rates) on a subset, shared below"
     tmp = tmp_path_factory.mktemp('run')
-    res = run_cli('ftbook-finetune', '--limit', 1500, '--epochs', 1, '--bs', 16, '--out', tmp/'model', '--report', tmp/'report.json')
+    res = run_cli('ftbook-finetune', '--limit', 1000, '--epochs', 3, '--bs', 16, '--out', tmp/'model', '--report', tmp/'report.json')
     return tmp, res
 
 def test_finetune_learns(trained):
@@ -19,9 +19,20 @@ def test_finetune_learns(trained):
     # chance is about 0.58 (share of fresh reviews); a real fine-tuned model is well above it
     assert report['final']['accuracy'] > 0.65, report['final']
     assert report['labels'] == ['fresh', 'rotten']
-    epoch, = report['epochs']
-    assert epoch['trainable_params'] > 22_000_000 and len(epoch['lr_end']) == len(report['groups']) == 8
-    assert report['settings']['group_col'] == 'movie_name'
+    assert report['settings']['group_col'] == 'movie_name' and report['settings']['strategy'] == 'gradual'
+
+def test_gradual_report_shows_thawing_and_lr_ratios(trained):
+    "The done-when of the unfreezing issue: trainable groups grow epoch by epoch, per-group LRs in the chosen ratio"
+    tmp, _ = trained
+    report = json.loads((tmp/'report.json').read_text())
+    starts = [e['trainable_groups_at_start'] for e in report['epochs']]
+    assert starts[0] == 1 and starts[-1] == 8 and starts == sorted(starts) and len(set(starts)) == 3, starts
+    assert [e['trainable_groups'] for e in report['epochs']][-1] == 8
+    for e in report['epochs']:
+        peak = e['lr_peak']
+        assert len(peak) == len(report['groups']) == 8
+        assert abs(peak[-1] - 2e-4) < 1e-9
+        assert all(abs(lo / hi - 0.8) < 1e-6 for lo, hi in zip(peak[:-1], peak[1:])), peak
 
 def test_saved_model_reloads_with_transformers_alone(trained):
     tmp, _ = trained
@@ -67,6 +78,8 @@ BAD = {
     'not a model':    (lambda t: ['--model', t], 'no config.json'),
     'lr zero':        (lambda t: ['--lr', 0], 'Learning rate is 0'),
     'zero epochs':    (lambda t: ['--epochs', 0], 'at least 1 epoch'),
+    'bad strategy':   (lambda t: ['--strategy', 'yolo'], 'choose one of full, scratch'),
+    'bad decay':      (lambda t: ['--decay', 1.5], 'use a factor in (0, 1]'),
     'max_len too long': (lambda t: ['--max-len', 4096, '--limit', 50], "above this model's limit of 512"),
 }
 

@@ -22,3 +22,7 @@ def test_notebooks_are_clean(tmp_path):
     assert res.returncode == 0, res.stderr
     changed = [p.name for p in (ROOT/'nbs').glob('*.ipynb') if (tmp_path/'nbs'/p.name).read_text() != p.read_text()]
     assert not changed, f'run nbdev-clean: these notebooks carry noise metadata: {changed}'
+
+def test_readme_is_rendered_from_index():
+    res = subprocess.run([sys.executable, str(ROOT/'tools'/'render_readme.py'), '--check'])
+    assert res.returncode == 0, 'README.md is out of date with nbs/index.ipynb: run `make readme`'
