@@ -28,9 +28,10 @@ from .splitter import transformer_splitter
 __all__ = ['load_classification_model', 'SequenceClassifier', 'classifier_learner', 'TextClassifier']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
-def _check_model_dir(path):
+def _check_model_dir(path, adapters_ok:bool=False):
     path = Path(path)
     if not path.is_dir(): raise ModelError(f"Model folder {path} does not exist: pass a folder written by save_pretrained.")
+    if adapters_ok and (path/'adapter_config.json').exists(): return path
     if not (path/'config.json').exists():
         raise ModelError(f"{path} is not a transformers model folder (no config.json): pass a folder written by save_pretrained.")
     return path
@@ -116,12 +117,14 @@ class TextClassifier:
                         trust_remote_code:bool=False):
         "Load an exported classifier for inference."
         from transformers import AutoModelForSequenceClassification
-        path = _check_model_dir(path)
-        try: model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        path = _check_model_dir(path, adapters_ok=True)
+        meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
+        try:
+            if (path/'adapter_config.json').exists(): model = _load_adapter_classifier(path, meta, trust_remote_code)
+            else: model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"Cannot load a classifier from {path} ({str(e).splitlines()[0][:200]}): pass a folder "
                              f"written by export_pretrained.") from e
-        meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
         return cls(model.to(device or default_device()).eval(), load_tokenizer(path), meta.get('max_len'))
 
     def predict(self, texts, # the texts to classify
@@ -160,12 +163,26 @@ def predict_texts(self:Learner, texts, # texts to classify
     return TextClassifier(self.model.hf_model, self.dls.tokenizer, self.dls.max_len).predict(texts, bs=bs)
 
 # %% ../nbs/03_learner.ipynb #904bc9e9
+def _load_adapter_classifier(path, meta:dict, trust_remote_code:bool=False):
+    "A classifier saved as LoRA adapters alone: peft loads the base model the adapters name, then the adapters and head"
+    from peft import AutoPeftModelForSequenceClassification
+    labels = meta.get('labels')
+    kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}) if labels else {}
+    return AutoPeftModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code, **kw)
+
+def _model_to_save(hf_model, merge:bool):
+    "What `save_pretrained` is called on: a plain model, or for a peft model its adapters (merge=False) or a merged copy"
+    if not hasattr(hf_model, 'peft_config') or not merge: return hf_model
+    import copy
+    return copy.deepcopy(hf_model).merge_and_unload()  # the learner keeps its adapters
+
 @patch
 def export_pretrained(self:Learner, path, # folder to write
                       replace:bool=True, # replace an existing folder at `path` (only once the new one is complete)
+                      merge:bool=True, # for a LoRA model: merge the adapters into plain weights (False: save the adapters alone)
                      ) -> Path:
     "Save the fine-tuned model, tokenizer and label names to `path` for transformers or `TextClassifier`."
-    hf_model, path = self.model.hf_model, Path(path)
+    hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)
     meta = dict(max_len=self.dls.max_len, labels=list(self.dls.vocab), text_col=self.dls.text_col, label_col=self.dls.label_col,
                 metrics={n: float(v) for n, v in zip(self.recorder.metric_names[2:-1], self.recorder.values[-1][1:])}
                         if self.recorder.values else {})

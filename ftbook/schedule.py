@@ -16,9 +16,9 @@ from fastcore.foundation import L
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'DEFAULT_DECAY', 'discriminative_lrs', 'SchedSTLR', 'thaw_steps', 'warmup_factor', 'norm_params',
-           'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule', 'strategy_settings', 'simulate_schedule',
-           'schedule_explorer']
+__all__ = ['STRATEGIES', 'DEFAULT_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs', 'SchedSTLR', 'thaw_steps',
+           'warmup_factor', 'norm_params', 'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule',
+           'strategy_settings', 'simulate_schedule', 'schedule_explorer']
 
 # %% ../nbs/04_schedule.ipynb #4bc717d4
 def discriminative_lrs(lr:float, # learning rate of the top group (the head)
@@ -199,22 +199,26 @@ STRATEGIES = {
     'gradual':      'gradual unfreezing with discriminative learning rates, one-cycle (the default)',
     'gradual-stlr': 'gradual unfreezing, one learning rate, slanted triangular schedule',
     'ulmfit':       'gradual unfreezing, discriminative rates, slanted triangular schedule (decay 1/2.6 unless given)',
+    'lora':         'LoRA adapters (peft) on every linear layer of the blocks; base weights frozen; one rate, one-cycle',
+    'lora-discr':   'LoRA adapters with discriminative learning rates over the blocks, one-cycle',
 }
 DEFAULT_DECAY = 0.8
+DEFAULT_LR, LORA_LR = 2e-4, 1e-3  # peak rates the command line uses when none is given: adapters start from zero and want more
 
 def strategy_settings(strategy:str, # a key of `STRATEGIES`
                       decay:float=None, # per-group rate multiplier for discriminative strategies (default 0.8; ulmfit 1/2.6)
                      ) -> dict:
-    "What `strategy` does: `gradual`, `discriminative`, `stlr`, `head_only`, `pretrained` and the `decay` used."
+    "What `strategy` does: `gradual`, `discriminative`, `stlr`, `head_only`, `pretrained`, `lora`, the `decay` used and the `default_lr`."
     if strategy not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
     if decay is not None and not 0 < decay <= 1:
         raise ConfigError(f"decay is {decay}: use a factor in (0, 1], e.g. 0.8 (1 means one rate for all).")
-    discr = strategy in ('discr', 'gradual', 'ulmfit')
+    discr = strategy in ('discr', 'gradual', 'ulmfit', 'lora-discr')
     if decay is None: decay = 1 / 2.6 if strategy == 'ulmfit' else DEFAULT_DECAY
     return dict(strategy=strategy, gradual=strategy in ('freeze', 'gradual', 'gradual-stlr', 'ulmfit'),
                 discriminative=discr, decay=decay if discr else 1.0, stlr=strategy in ('gradual-stlr', 'ulmfit'),
-                head_only=strategy == 'last', pretrained=strategy != 'scratch')
+                head_only=strategy == 'last', pretrained=strategy != 'scratch', lora=strategy.startswith('lora'),
+                default_lr=LORA_LR if strategy.startswith('lora') else DEFAULT_LR)
 
 @patch
 def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
@@ -225,6 +229,9 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
                       **kwargs): # passed to `GradualUnfreezing`
     "Fit with one of the named recipes of `STRATEGIES`."
     s = strategy_settings(strategy, decay)
+    if s['lora']:
+        from ftbook.lora import has_lora  # a later module (LoRA builds on these callbacks); imported only when asked for
+        if not has_lora(self.model): self.add_lora()
     lrs = self.discriminative_lrs(lr, s['decay']) if s['discriminative'] else lr
     cbs = L(cbs)
     if s['gradual']: cbs += GradualUnfreezing(**kwargs)

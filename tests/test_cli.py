@@ -97,3 +97,24 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
 def test_predict_bad_model_folder(tmp_path):
     res = run_cli('ftbook-predict', tmp_path, 'hello')
     assert res.returncode == 2 and 'no config.json' in res.stderr
+
+def test_lora_strategy_exports_merged_and_adapters(tmp_path):
+    "--strategy lora: base weights stay frozen, the merged export reloads with transformers alone, the adapters alone with ftbook-predict"
+    res = run_cli('ftbook-finetune', '--strategy', 'lora', '--limit', 600, '--epochs', 1, '--out', tmp_path/'merged',
+                  '--report', tmp_path/'r.json')
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((tmp_path/'r.json').read_text())
+    assert report['settings']['lr'] == 1e-3 and report['strategy']['lora']
+    assert report['epochs'][-1]['trainable_params'] < 0.02 * 22_713_216  # adapters and head: under 2% of MiniLM
+    assert not (tmp_path/'merged'/'adapter_config.json').exists()
+    from transformers import AutoModelForSequenceClassification
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path/'merged')
+    assert not any('lora' in n for n, _ in model.named_parameters()) and model.config.id2label[0] == 'fresh'
+    res = run_cli('ftbook-finetune', '--strategy', 'lora', '--limit', 600, '--epochs', 1, '--adapters-only',
+                  '--out', tmp_path/'adapters')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path/'adapters'/'adapter_config.json').exists()
+    assert sum(f.stat().st_size for f in (tmp_path/'adapters').iterdir()) < 5 * 2**20
+    res = run_cli('ftbook-predict', tmp_path/'adapters', 'A triumph.', '--json-lines')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.splitlines()[0])['label'] in ('fresh', 'rotten')
