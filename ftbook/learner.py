@@ -83,7 +83,7 @@ def _precision_for(device) -> str:
 @delegates(Learner.__init__, but=['dls', 'model', 'loss_func', 'splitter'])
 def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClassificationDataLoaders.from_source`
                        model_path=None, # model folder (default: the bundled MiniLM)
-                       n_block_groups:int=None, # blocks per group, as in `layer_groups` (default: one group per block)
+                       n_block_groups:int=None, # cut the blocks into this many groups, as in `layer_groups` (default: one group per block)
                        mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
                        trust_remote_code:bool=False, # allow the model folder to run its own code
                        pretrained:bool=True, # start from the folder's weights (False: random weights, same architecture)
