@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup finetune test test-slow export ablation readme clean
+.PHONY: setup finetune test test-slow export ablation readme docs clean
 
 setup: $(STAMP)
 
@@ -40,11 +40,16 @@ export: setup
 	$(BIN)/nbdev-clean
 
 clean:
-	rm -rf build dist *.egg-info _docs _proc
+	rm -rf build dist *.egg-info _docs _proc _docs_src _docs_screenshots
 
-# the fine-tuning ablation on the CPU budget (about 25 minutes on 2 cores); the ablation chapter reads its output
+# the fine-tuning ablation on the CPU budget (about 30 minutes on 2 cores); the ablation chapter reads its output
 ablation: setup
 	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
+
+# the docs site, offline: nbdev processes the notebooks, MkDocs renders them into _docs/ (Quarto cannot be installed here;
+# with Quarto, nbdev-docs works from the same nbs/_quarto.yml, nbs/nbdev.yml and nbs/sidebar.yml)
+docs: setup
+	$(BIN)/python tools/build_docs.py
 
 # README.md is rendered from nbs/index.ipynb
 readme:

@@ -1,0 +1,87 @@
+"""The docs site: built offline by `tools/build_docs.py` (what `make docs` runs), opened in headless Chromium.
+
+Follows every sidebar link, checks that no link or image is broken, that an API page shows parameter docs and that a
+chapter shows a plot, and saves screenshots to `_docs_screenshots/`. Needs Debian's chromium and chromium-driver
+(`.ci/run` installs them); without them the test is skipped, not passed.
+"""
+import http.server, os, shutil, socketserver, subprocess, sys, threading, urllib.parse, urllib.request
+from pathlib import Path
+import pytest
+from conftest import ROOT
+
+CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+# CI sets FTBOOK_REQUIRE_BROWSER=1 after installing them: there a missing browser is a failure, not a skip
+if os.environ.get('FTBOOK_REQUIRE_BROWSER') == '1' and not (CHROMIUM and DRIVER):
+    raise RuntimeError('FTBOOK_REQUIRE_BROWSER=1 but chromium/chromedriver are missing: apt-get install chromium chromium-driver')
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason='needs Debian chromium and chromium-driver')
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    res = subprocess.run([sys.executable, str(ROOT/'tools'/'build_docs.py')], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    root = ROOT/'_docs'
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
+    server = socketserver.TCPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{server.server_address[1]}/'
+    server.shutdown()
+
+@pytest.fixture(scope='module')
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+              '--no-first-run', '--disable-sync', '--window-size=1280,900', f'--user-data-dir={tmp_path_factory.mktemp("chrome")}'):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+def _status(url):
+    try: return urllib.request.urlopen(url, timeout=10).status
+    except Exception as e: return getattr(e, 'code', str(e))
+
+def test_every_sidebar_page_opens_without_broken_links_or_images(site, browser):
+    from selenium.webdriver.common.by import By
+    shots = ROOT/'_docs_screenshots'
+    shots.mkdir(exist_ok=True)
+    browser.get(site + 'index.html')
+    nav = [a.get_attribute('href') for a in browser.find_elements(By.CSS_SELECTOR, 'nav.md-nav--primary a.md-nav__link[href]')]
+    pages = sorted({h.split('#')[0] for h in nav if h and h.startswith(site)})
+    expected = [l.strip()[2:].replace('.ipynb', '.html') for l in (ROOT/'nbs'/'sidebar.yml').read_text().splitlines() if l.strip().startswith('- ')]
+    assert {site + ('index.html' if p == 'index.html' else p) for p in expected} <= set(pages) | {site}, (expected, pages)
+    broken = []
+    for page in pages:
+        browser.get(page)
+        assert browser.find_elements(By.CSS_SELECTOR, 'article h1'), f'{page} has no title'
+        for a in browser.find_elements(By.CSS_SELECTOR, 'article a[href]'):
+            href = a.get_attribute('href')
+            if href.startswith(site) and _status(href.split('#')[0]) != 200: broken.append((page, href))
+        for img in browser.find_elements(By.CSS_SELECTOR, 'article img'):
+            loaded = browser.execute_script('return arguments[0].complete && arguments[0].naturalWidth > 0', img)
+            if not loaded: broken.append((page, img.get_attribute('src')))
+        browser.save_screenshot(str(shots/(Path(urllib.parse.urlparse(page).path).stem + '.png')))
+    assert not broken, broken
+
+def test_api_page_shows_parameter_docs(site, browser):
+    from selenium.webdriver.common.by import By
+    browser.get(site + '08_cli.html')
+    text = browser.find_element(By.CSS_SELECTOR, 'article').text
+    assert 'def finetune(' in text
+    assert '# peak learning rate of the top group' in text   # a docment of `finetune`'s `lr`
+    assert 'import' not in browser.find_element(By.CSS_SELECTOR, 'article h2').text
+
+def test_chapter_shows_a_plot_and_a_table(site, browser):
+    from selenium.webdriver.common.by import By
+    browser.get(site + '09_ablation.html')
+    imgs = [i for i in browser.find_elements(By.CSS_SELECTOR, 'article img')
+            if browser.execute_script('return arguments[0].naturalWidth', i) > 400]
+    assert imgs, 'no plot on the ablation page'
+    assert any('gradual + discr (default)' in t.text for t in browser.find_elements(By.CSS_SELECTOR, 'article table'))
+
+def test_search_finds_a_function(site, browser):
+    "The search index is built offline and knows the API"
+    index = (ROOT/'_docs'/'search'/'search_index.json').read_text()
+    assert 'GradualUnfreezing' in index and 'discriminative_lrs' in index
