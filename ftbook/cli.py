@@ -145,6 +145,8 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     # set after fit: fastai deletes `learn.<callback name>` when it removes the callback
     learn.training_report, learn.schedule_record = report_cb, schedule_cb
     _, valid_loss, accuracy, f1 = learn.recorder.values[-1]  # the last epoch's validation
+    if distributed:  # DDP's metrics count the samples repeated to even out the shards: validate once more, exactly
+        with learn.no_bar(), learn.no_logging(): valid_loss, accuracy, f1 = learn.validate()
     result = dict(learn.training_report.as_dict(), final=dict(valid_loss=float(valid_loss), accuracy=float(accuracy),
                   f1_score=float(f1)), n_train=len(dls.train_df), n_valid=len(dls.valid_df), labels=list(dls.vocab),
                   peak_memory_mb=peak_memory_mb(dls.device), strategy=recipe,

@@ -39,7 +39,8 @@ def _output(out:dict, stem:str, counter:list, asset_dir:Path) -> str:
     kind = out.get('output_type')
     if kind == 'stream':
         if out.get('name') == 'stderr': return ''  # warnings and progress bars are not for readers
-        text = ''.join(out.get('text', '')).rstrip()
+        lines = ''.join(out.get('text', '')).splitlines()
+        text = '\n'.join(l for l in lines if '█' not in l and '\r' not in l).rstrip()  # progress bars are not for readers
         return f'```\n{text}\n```' if text.strip() else ''
     if kind == 'error': return f"```\n{out.get('ename')}: {out.get('evalue')}\n```"
     data = out.get('data', {})
