@@ -88,6 +88,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ftbook.learner._load_adapter_classifier': ('learner.html#_load_adapter_classifier', 'ftbook/learner.py'),
                                 'ftbook.learner._model_to_save': ('learner.html#_model_to_save', 'ftbook/learner.py'),
                                 'ftbook.learner._precision_for': ('learner.html#_precision_for', 'ftbook/learner.py'),
+                                'ftbook.learner._use_mixed_precision': ('learner.html#_use_mixed_precision', 'ftbook/learner.py'),
                                 'ftbook.learner.classifier_learner': ('learner.html#classifier_learner', 'ftbook/learner.py'),
                                 'ftbook.learner.load_classification_model': ( 'learner.html#load_classification_model',
                                                                               'ftbook/learner.py')},

@@ -80,6 +80,13 @@ def _precision_for(device) -> str:
     if torch.device(device).type != 'cuda': return 'fp32'
     return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
 
+def _use_mixed_precision(learn:Learner, mixed_precision:bool=True) -> Learner:
+    "Record in `learn.precision` and switch on fastai's bf16 or fp16 autocast where the data's device is CUDA"
+    learn.precision = _precision_for(learn.dls.device or default_device()) if mixed_precision else 'fp32'
+    if learn.precision == 'bf16': learn.to_bf16()
+    elif learn.precision == 'fp16': learn.to_fp16()
+    return learn
+
 @delegates(Learner.__init__, but=['dls', 'model', 'loss_func', 'splitter'])
 def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClassificationDataLoaders.from_source`
                        model_path=None, # model folder (default: the bundled MiniLM)
@@ -95,10 +102,7 @@ def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClass
     metrics = kwargs.pop('metrics', [accuracy, F1Score(average='macro')])
     learn = Learner(dls, SequenceClassifier(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
-    learn.precision = _precision_for(dls.device or default_device()) if mixed_precision else 'fp32'
-    if learn.precision == 'bf16': learn.to_bf16()
-    elif learn.precision == 'fp16': learn.to_fp16()
-    return learn
+    return _use_mixed_precision(learn, mixed_precision)
 
 # %% ../nbs/03_learner.ipynb #338dae18
 class TextClassifier:

@@ -21,7 +21,7 @@ from fastcore.basics import patch, store_attr
 
 from .core import ConfigError, DataError, ModelError, atomic_dir, resource_path
 from .data import load_tokenizer
-from .learner import _check_model_dir, _precision_for
+from .learner import _check_model_dir, _use_mixed_precision
 from .splitter import transformer_splitter
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
 
@@ -151,10 +151,7 @@ def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
     metrics = kwargs.pop('metrics', [Perplexity(), accuracy])
     learn = Learner(dls, CausalLM(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
-    learn.precision = _precision_for(dls.device or default_device()) if mixed_precision else 'fp32'
-    if learn.precision == 'bf16': learn.to_bf16()
-    elif learn.precision == 'fp16': learn.to_fp16()
-    return learn
+    return _use_mixed_precision(learn, mixed_precision)
 
 # %% ../nbs/06_lm.ipynb #29c0e8d8
 @patch
