@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup finetune test test-slow export ablation readme docs clean
+.PHONY: setup finetune test test-slow export ablation bench readme docs clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ clean:
 # the fine-tuning ablation on the CPU budget (about 30 minutes on 2 cores); the ablation chapter reads its output
 ablation: setup
 	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
+
+# ftbook against a plain PyTorch loop and HF Trainer on the CPU budget (about 8 minutes on 2 cores); the benchmark page reads it
+bench: setup
+	$(BIN)/ftbook-bench --quick --contenders ftbook-full,ftbook-gradual,ftbook-full-fastai-adam,plain-same,plain-random,trainer,trainer-grouped --out nbs/bench/quick_cpu.json
 
 # the docs site, offline: nbdev processes the notebooks, MkDocs renders them into _docs/ (Quarto cannot be installed here;
 # with Quarto, nbdev-docs works from the same nbs/_quarto.yml, nbs/nbdev.yml and nbs/sidebar.yml)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 from fastai.learner import Learner
+from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find to Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy, F1Score
@@ -25,7 +26,7 @@ from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids, tokeni
 from .splitter import transformer_splitter
 
 # %% auto #0
-__all__ = ['load_classification_model', 'SequenceClassifier', 'classifier_learner', 'TextClassifier']
+__all__ = ['load_classification_model', 'SequenceClassifier', 'torch_adamw', 'classifier_learner', 'TextClassifier']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False):
@@ -87,6 +88,18 @@ def _use_mixed_precision(learn:Learner, mixed_precision:bool=True) -> Learner:
     elif learn.precision == 'fp16': learn.to_fp16()
     return learn
 
+def torch_adamw(params, # parameter groups, as the splitter makes them
+                lr:float=1e-3, # learning rate (fastai sets it per group)
+                fused:bool=False, # one fused kernel for every update (CUDA)
+                **kwargs) -> OptimWrapper:
+    "fastai optimizer running PyTorch's AdamW with fastai's defaults (betas 0.9/0.99, eps 1e-5, weight decay 0.01)"
+    kwargs = dict(dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01), **kwargs)
+    # explicit booleans, not None: fastai's loggers (TensorBoard, W&B) record every hyper-parameter as a number
+    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, fused=bool(fused), foreach=False, **kwargs)
+
+def _default_opt_func(dls):
+    return partial(torch_adamw, fused=torch.device(dls.device or default_device()).type == 'cuda')
+
 @delegates(Learner.__init__, but=['dls', 'model', 'loss_func', 'splitter'])
 def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClassificationDataLoaders.from_source`
                        model_path=None, # model folder (default: the bundled MiniLM)
@@ -100,6 +113,7 @@ def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClass
     hf_model = load_classification_model(model_path, dls.vocab, trust_remote_code, pad_token_id=dls.tokenizer.pad_token_id,
                                          pretrained=pretrained)
     metrics = kwargs.pop('metrics', [accuracy, F1Score(average='macro')])
+    kwargs.setdefault('opt_func', _default_opt_func(dls))
     learn = Learner(dls, SequenceClassifier(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
     return _use_mixed_precision(learn, mixed_precision)
@@ -187,9 +201,11 @@ def export_pretrained(self:Learner, path, # folder to write
                      ) -> Path:
     "Save the fine-tuned model, tokenizer and label names to `path` for transformers or `TextClassifier`."
     hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)
+    names = self.recorder.metric_names[2:-1]  # valid_loss and the metrics
+    # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
+    metrics = {n: float(v) for n, v in zip(names, self.recorder.values[-1][-len(names):])} if self.recorder.values else {}
     meta = dict(max_len=self.dls.max_len, labels=list(self.dls.vocab), text_col=self.dls.text_col, label_col=self.dls.label_col,
-                metrics={n: float(v) for n, v in zip(self.recorder.metric_names[2:-1], self.recorder.values[-1][1:])}
-                        if self.recorder.values else {})
+                metrics=metrics)
     with atomic_dir(path, replace=replace) as tmp:
         hf_model.save_pretrained(tmp)
         self.dls.tokenizer.save_pretrained(tmp)

@@ -144,11 +144,14 @@ class GradualUnfreezing(Callback):
         self._apply()
 
     def before_step(self):
+        if not self.thawed_at: return
+        # through `set_hyper`, which works for fastai's optimizers and for PyTorch ones in an `OptimWrapper`
         self._scheduled = [h['lr'] for h in self.opt.hypers]
-        for i, t in self.thawed_at.items(): self.opt.hypers[i]['lr'] *= warmup_factor(self.step, t, self.warmup_steps)
+        self.opt.set_hyper('lr', [lr * warmup_factor(self.step, self.thawed_at[i], self.warmup_steps) if i in self.thawed_at else lr
+                                  for i, lr in enumerate(self._scheduled)])
 
     def after_step(self):
-        for h, lr in zip(self.opt.hypers, self._scheduled): h['lr'] = lr
+        if self.thawed_at: self.opt.set_hyper('lr', self._scheduled)
 
     def after_fit(self):
         "Leave the model fully trainable (but for locked parameters), as after a normal fit"

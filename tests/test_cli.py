@@ -118,3 +118,25 @@ def test_lora_strategy_exports_merged_and_adapters(tmp_path):
     res = run_cli('ftbook-predict', tmp_path/'adapters', 'A triumph.', '--json-lines')
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.splitlines()[0])['label'] in ('fresh', 'rotten')
+
+
+def test_bench_runs_and_writes_json(tmp_path):
+    "ftbook-bench end to end on a tiny budget: a table on screen, JSON with one row per contender and the ratios"
+    out = tmp_path/'bench.json'
+    res = run_cli('ftbook-bench', '--contenders', 'ftbook-gradual,plain-same,trainer', '--limit', '150', '--epochs', '1',
+                  '--bs', '16', '--max-len', '32', '--out', out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert 'time_vs_plain' in res.stdout and 'plain-same' in res.stdout
+    result = json.loads(out.read_text())
+    rows = {r['contender']: r for r in result['rows']}
+    assert set(rows) == {'ftbook-gradual', 'plain-same', 'trainer'}
+    assert rows['plain-same']['time_vs_plain'] == 1.0
+    assert all(r['seconds_per_epoch'] > 0 and r['peak_memory_mb'] > 0 and 0 <= r['accuracy'] <= 1 for r in rows.values())
+    assert result['settings']['n_train'] + result['settings']['n_valid'] == 150
+
+def test_bench_refuses_an_unknown_contender(tmp_path):
+    out = tmp_path/'bench.json'
+    res = run_cli('ftbook-bench', '--contenders', 'nope', '--limit', '150', '--out', out)
+    assert res.returncode == 2
+    assert 'Unknown contender' in res.stderr and 'choose from' in res.stderr
+    assert not out.exists()

@@ -83,9 +83,17 @@ def notebook_to_markdown(nb_path:Path, page_dir:Path) -> str:
     return '\n\n'.join(p for p in parts if p and p.strip()) + '\n'
 
 def sidebar() -> list:
-    "Notebook file names in sidebar order (nbs/sidebar.yml)"
-    text = (ROOT/'nbs'/'sidebar.yml').read_text()
-    return re.findall(r'^\s*-\s*(\S+\.ipynb)\s*$', text, re.M)
+    "`(section or None, notebook path)` in sidebar order, from nbs/sidebar.yml (Quarto's format: entries or sections)"
+    entries = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    out = []
+    for e in entries:
+        if isinstance(e, str): out.append((None, e))
+        else: out.extend((e['section'], c) for c in e['contents'])
+    return out
+
+def _link_pages(md:str) -> str:
+    "Links between notebooks point at their pages: `](x.ipynb)` becomes `](x.md)`, which MkDocs resolves and checks"
+    return re.sub(r'\]\(([^)\s]+?)\.ipynb(#[^)]*)?\)', lambda m: f"]({m.group(1)}.md{m.group(2) or ''})", md)
 
 def _title(md:str, fallback:str) -> str:
     m = re.search(r'^# (.+)$', md, re.M)
@@ -118,12 +126,15 @@ def build(out=ROOT/'_docs'):
     pages = ROOT/'_docs_src'
     if pages.exists(): shutil.rmtree(pages)
     pages.mkdir()
-    nav = []
-    for name in sidebar():
-        md = notebook_to_markdown(work/name, pages)
-        page = 'index.md' if name == 'index.ipynb' else name.replace('.ipynb', '.md')
+    nav, section = [], None
+    for sec, name in sidebar():
+        page = name.replace('.ipynb', '.md')
+        (pages/page).parent.mkdir(parents=True, exist_ok=True)
+        md = _link_pages(notebook_to_markdown(work/name, (pages/page).parent))
         (pages/page).write_text(md, encoding='utf-8')
-        nav.append(f"  - {json.dumps(_title(md, name))}: {page}")
+        if sec != section and sec is not None: nav.append(f"  - {json.dumps(sec)}:")
+        section = sec
+        nav.append(f"{'    ' if sec else '  '}- {json.dumps(_title(md, name))}: {page}")
     cfg = ROOT/'_proc'/'mkdocs.yml'
     cfg.write_text(MKDOCS.format(docs=pages, site=out, nav='\n'.join(nav)))
     if out.exists(): shutil.rmtree(out)
