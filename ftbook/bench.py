@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib, gc, inspect, json, math, os, platform, tempfile, time, warnings
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
