@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_bench.ipynb #3cf395da
 from __future__ import annotations
-import contextlib, gc, inspect, json, math, os, platform, tempfile, time, warnings
+import contextlib, gc, inspect, json, math, platform, tempfile, time, warnings
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,6 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
@@ -19,10 +23,6 @@ from .core import ConfigError, atomic_write_text, resource_path, rotten_tomatoes
 from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids
 from .learner import classifier_learner, load_classification_model, _autocast_dtype, _use_mixed_precision
 from .splitter import transformer_splitter
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.optimizer import Adam
-from functools import partial
 import ftbook.schedule  # adds fit_with_strategy to Learner
 
 # %% auto #0
