@@ -149,7 +149,7 @@ def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
     hf_model = load_causal_lm(model_path, trust_remote_code)
     if gradient_checkpointing: hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
     metrics = kwargs.pop('metrics', [Perplexity(), accuracy])
-    kwargs.setdefault('opt_func', _default_opt_func(dls))  # PyTorch's AdamW: multi-tensor or fused updates
+    kwargs.setdefault('opt_func', _default_opt_func(dls))  # PyTorch's AdamW, fused on CUDA (see `torch_adamw`)
     learn = Learner(dls, CausalLM(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
     return _use_mixed_precision(learn, mixed_precision)

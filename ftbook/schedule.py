@@ -144,14 +144,16 @@ class GradualUnfreezing(Callback):
         self._apply()
 
     def before_step(self):
-        if not self.thawed_at: return
+        # only while a thawed group is still ramping up: nothing to do on most steps
+        warming = {i: t for i, t in self.thawed_at.items() if warmup_factor(self.step, t, self.warmup_steps) < 1}
+        self._scheduled = [h['lr'] for h in self.opt.hypers] if warming else None
+        if not warming: return
         # through `set_hyper`, which works for fastai's optimizers and for PyTorch ones in an `OptimWrapper`
-        self._scheduled = [h['lr'] for h in self.opt.hypers]
-        self.opt.set_hyper('lr', [lr * warmup_factor(self.step, self.thawed_at[i], self.warmup_steps) if i in self.thawed_at else lr
+        self.opt.set_hyper('lr', [lr * warmup_factor(self.step, warming[i], self.warmup_steps) if i in warming else lr
                                   for i, lr in enumerate(self._scheduled)])
 
     def after_step(self):
-        if self.thawed_at: self.opt.set_hyper('lr', self._scheduled)
+        if self._scheduled is not None: self.opt.set_hyper('lr', self._scheduled)
 
     def after_fit(self):
         "Leave the model fully trainable (but for locked parameters), as after a normal fit"
