@@ -24,6 +24,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ftbook.bench._device_name': ('bench.html#_device_name', 'ftbook/bench.py'),
                               'ftbook.bench._plain_lm_loop': ('bench.html#_plain_lm_loop', 'ftbook/bench.py'),
                               'ftbook.bench._plain_loop': ('bench.html#_plain_loop', 'ftbook/bench.py'),
+                              'ftbook.bench._proc_status_mb': ('bench.html#_proc_status_mb', 'ftbook/bench.py'),
                               'ftbook.bench._sync': ('bench.html#_sync', 'ftbook/bench.py'),
                               'ftbook.bench.bench_table': ('bench.html#bench_table', 'ftbook/bench.py'),
                               'ftbook.bench.format_table': ('bench.html#format_table', 'ftbook/bench.py'),

@@ -46,18 +46,28 @@ BASELINE = 'plain-same'
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
 
-def reset_peak_memory(device):
-    "Start a new peak-memory measurement: CUDA's allocator statistics, or the process's peak RSS (Linux)"
-    if torch.device(device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
-    else:
-        with contextlib.suppress(OSError): Path('/proc/self/clear_refs').write_text('5')
+def _proc_status_mb(field):
+    "A `VmXXX` line of /proc/self/status in MiB (None off Linux)"
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith(field + ':'): return int(line.split()[1]) / 1024
+    return None
+
+def reset_peak_memory(device) -> bool:
+    "Start a new peak-memory measurement: CUDA's allocator statistics, or the process's peak RSS; False if it could not"
+    if torch.device(device).type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        return True
+    with contextlib.suppress(OSError): Path('/proc/self/clear_refs').write_text('5')
+    peak, current = _proc_status_mb('VmHWM'), _proc_status_mb('VmRSS')
+    # some kernels and sandboxes ignore the write: then the old peak stands and a new one cannot be measured
+    return peak is not None and current is not None and peak - current < 16
 
 def peak_memory_mb(device) -> float:
     "Peak memory since `reset_peak_memory`, in MiB"
     if torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
-    with contextlib.suppress(OSError):
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    peak = _proc_status_mb('VmHWM')
+    if peak is not None: return peak
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -220,14 +230,14 @@ def run_bench(contenders=None, # keys of `CONTENDERS` (default: all)
     for name in contenders:
         gc.collect()
         if bench.device.type == 'cuda': torch.cuda.empty_cache()
-        reset_peak_memory(bench.device)
+        measured = reset_peak_memory(bench.device)
         seconds, model = RUNNERS[name](bench)
-        memory = peak_memory_mb(bench.device)
+        memory = round(peak_memory_mb(bench.device), 1) if measured else None
         per_epoch = float(np.mean(seconds))
         tokens_per_s = bench.train_tokens / per_epoch
         rows.append(dict(contender=name, description={**CONTENDERS, **EXTRA}[name], seconds_per_epoch=round(per_epoch, 3),
                          epoch_seconds=[round(s, 3) for s in seconds], samples_per_second=round(bench.n_train / per_epoch, 1),
-                         tokens_per_second=round(tokens_per_s), peak_memory_mb=round(memory, 1),
+                         tokens_per_second=round(tokens_per_s), peak_memory_mb=memory,
                          accuracy=round(bench.accuracy(model), 4), mfu=mfu(n_params, tokens_per_s, peak)))
         del model
     base = next((r['seconds_per_epoch'] for r in rows if r['contender'] == BASELINE), None)
@@ -303,7 +313,7 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
         learn = _use_mixed_precision(Learner(dls, CausalLM(hf.to(device)), loss_func=CrossEntropyLossFlat(),
                                              splitter=partial(transformer_splitter, n_block_groups=5)))
         if compile: learn.model = torch.compile(learn.model)
-        reset_peak_memory(device)
+        measured = reset_peak_memory(device)
         if name == 'ftbook':
             timer = StepTimer(warmup, steps)
             with learn.no_bar(), learn.no_logging():
@@ -313,7 +323,7 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
             seconds = _plain_lm_loop(learn.model, dls, device, warmup, steps, lr)
         tokens = steps * bs * block_size
         rows.append(dict(contender=name, tokens_per_second=round(tokens / seconds), seconds_per_step=round(seconds / steps, 4),
-                         peak_memory_mb=round(peak_memory_mb(device), 1), mfu=mfu(n_params, tokens / seconds, peak)))
+                         peak_memory_mb=round(peak_memory_mb(device), 1) if measured else None, mfu=mfu(n_params, tokens / seconds, peak)))
         del learn, hf
     return dict(settings=dict(model=str(model), device=str(device), device_name=_device_name(device), block_size=block_size,
                               bs=bs, steps=steps, warmup=warmup, random_init=random_init, compile=compile, n_params=n_params,

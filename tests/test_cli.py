@@ -131,7 +131,10 @@ def test_bench_runs_and_writes_json(tmp_path):
     rows = {r['contender']: r for r in result['rows']}
     assert set(rows) == {'ftbook-gradual', 'plain-same', 'trainer'}
     assert rows['plain-same']['time_vs_plain'] == 1.0
-    assert all(r['seconds_per_epoch'] > 0 and r['peak_memory_mb'] > 0 and 0 <= r['accuracy'] <= 1 for r in rows.values())
+    assert all(r['seconds_per_epoch'] > 0 and 0 <= r['accuracy'] <= 1 for r in rows.values())
+    from ftbook.bench import reset_peak_memory
+    if reset_peak_memory('cpu'): assert all(r['peak_memory_mb'] > 100 for r in rows.values()), rows  # a model and its data
+    else: assert all(r['peak_memory_mb'] is None for r in rows.values()), rows  # missing, not a stale peak
     assert result['settings']['n_train'] + result['settings']['n_valid'] == 150
 
 def test_bench_refuses_an_unknown_contender(tmp_path):

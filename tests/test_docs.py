@@ -21,7 +21,8 @@ def site(tmp_path_factory):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     root = ROOT/'_docs'
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
-    server = socketserver.TCPServer(('127.0.0.1', 0), handler)
+    server = socketserver.ThreadingTCPServer(('127.0.0.1', 0), handler)  # the browser fetches pages and assets in parallel
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{server.server_address[1]}/'
     server.shutdown()
@@ -39,6 +40,14 @@ def browser(tmp_path_factory):
     yield driver
     driver.quit()
 
+def _wait_for(browser, css, seconds=15):
+    "The elements matching `css` once the page has rendered them (empty after `seconds`): `get` can return before a slow page is laid out"
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import TimeoutException
+    try: return WebDriverWait(browser, seconds).until(lambda b: b.find_elements(By.CSS_SELECTOR, css))
+    except TimeoutException: return []
+
 def _status(url):
     try: return urllib.request.urlopen(url, timeout=10).status
     except Exception as e: return getattr(e, 'code', str(e))
@@ -48,7 +57,7 @@ def test_every_sidebar_page_opens_without_broken_links_or_images(site, browser):
     shots = ROOT/'_docs_screenshots'
     shots.mkdir(exist_ok=True)
     browser.get(site + 'index.html')
-    nav = [a.get_attribute('href') for a in browser.find_elements(By.CSS_SELECTOR, 'nav.md-nav--primary a.md-nav__link[href]')]
+    nav = [a.get_attribute('href') for a in _wait_for(browser, 'nav.md-nav--primary a.md-nav__link[href]')]
     pages = sorted({h.split('#')[0] for h in nav if h and h.startswith(site)})
     expected = [n.replace('.ipynb', '.html') for n in re.findall(r'(\S+\.ipynb)', (ROOT/'nbs'/'sidebar.yml').read_text())]
     assert len(expected) >= 20, expected  # the home page, nine chapters and the library's notebooks
@@ -56,7 +65,7 @@ def test_every_sidebar_page_opens_without_broken_links_or_images(site, browser):
     broken = []
     for page in pages:
         browser.get(page)
-        assert browser.find_elements(By.CSS_SELECTOR, 'article h1'), f'{page} has no title'
+        assert _wait_for(browser, 'article h1'), f'{page} has no title'
         for a in browser.find_elements(By.CSS_SELECTOR, 'article a[href]'):
             href = a.get_attribute('href')
             if href.startswith(site) and _status(href.split('#')[0]) != 200: broken.append((page, href))
@@ -69,7 +78,7 @@ def test_every_sidebar_page_opens_without_broken_links_or_images(site, browser):
 def test_api_page_shows_parameter_docs(site, browser):
     from selenium.webdriver.common.by import By
     browser.get(site + '08_cli.html')
-    text = browser.find_element(By.CSS_SELECTOR, 'article').text
+    text = _wait_for(browser, 'article')[0].text
     assert 'def finetune(' in text
     assert '# peak learning rate of the top group' in text   # a docment of `finetune`'s `lr`
     assert 'import' not in browser.find_element(By.CSS_SELECTOR, 'article h2').text
@@ -77,6 +86,7 @@ def test_api_page_shows_parameter_docs(site, browser):
 def test_chapter_shows_a_plot_and_a_table(site, browser):
     from selenium.webdriver.common.by import By
     browser.get(site + '09_ablation.html')
+    assert _wait_for(browser, 'article h1')
     imgs = [i for i in browser.find_elements(By.CSS_SELECTOR, 'article img')
             if browser.execute_script('return arguments[0].naturalWidth', i) > 400]
     assert imgs, 'no plot on the ablation page'
