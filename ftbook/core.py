@@ -18,6 +18,11 @@ __all__ = ['RESOURCES', 'FtbookError', 'ResourceNotFoundError', 'DataError', 'Mo
 # %% ../nbs/00_core.ipynb #cede8736
 class FtbookError(Exception):
     "Base class of the errors ftbook raises for bad input; the message says how to fix it."
+    def __init__(self, message:str):
+        super().__init__(message)
+        self.message = message
+    # fastai rewrites the `args` of an exception raised inside a callback; our one sentence stays as written
+    def __str__(self): return self.message
 
 class ResourceNotFoundError(FtbookError, FileNotFoundError):
     "A bundled offline resource (model or data package) is not installed."

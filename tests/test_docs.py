@@ -77,7 +77,7 @@ def test_every_sidebar_page_opens_without_broken_links_or_images(site, browser):
 
 def test_api_page_shows_parameter_docs(site, browser):
     from selenium.webdriver.common.by import By
-    browser.get(site + '08_cli.html')
+    browser.get(site + '09_cli.html')
     text = _wait_for(browser, 'article')[0].text
     assert 'def finetune(' in text
     assert '# peak learning rate of the top group' in text   # a docment of `finetune`'s `lr`
@@ -85,7 +85,7 @@ def test_api_page_shows_parameter_docs(site, browser):
 
 def test_chapter_shows_a_plot_and_a_table(site, browser):
     from selenium.webdriver.common.by import By
-    browser.get(site + '09_ablation.html')
+    browser.get(site + '10_ablation.html')
     assert _wait_for(browser, 'article h1')
     imgs = [i for i in browser.find_elements(By.CSS_SELECTOR, 'article img')
             if browser.execute_script('return arguments[0].naturalWidth', i) > 400]
