@@ -44,7 +44,9 @@ def flatten_state(obj, # nested dicts/lists/tuples of tensors, arrays, numbers, 
         if isinstance(o, dict):
             for k in o:
                 if not isinstance(k, (str, int)): raise CheckpointError(f"A state key of type {type(k).__name__} cannot be stored: use str or int keys.")
-            return {'__dict__': [[k, walk(v, f'{path}.{k}')] for k, v in o.items()]}
+            if all(isinstance(k, str) and not k.startswith('__') for k in o):  # a plain JSON object, readable in state.json
+                return {k: walk(v, f'{path}.{k}') for k, v in o.items()}
+            return {'__dict__': [[k, walk(v, f'{path}.{k}')] for k, v in o.items()]}  # keeps int keys int
         if isinstance(o, tuple): return {'__tuple__': [walk(v, f'{path}.{i}') for i, v in enumerate(o)]}
         if isinstance(o, (list, L)): return [walk(v, f'{path}.{i}') for i, v in enumerate(o)]
         if o is None or isinstance(o, (bool, int, float, str)): return o
@@ -65,7 +67,7 @@ def unflatten_state(tensors:dict, skeleton, device=None):
         if '__ndarray__' in o: return np.array(o['__ndarray__'], dtype=o['dtype'])
         if '__tuple__' in o: return tuple(walk(v) for v in o['__tuple__'])
         if '__dict__' in o: return {k: walk(v) for k, v in o['__dict__']}
-        raise CheckpointError(f"Unknown entry {sorted(o)} in checkpoint state: the file was not written by ftbook.")
+        return {k: walk(v) for k, v in o.items()}
     return walk(skeleton)
 
 # %% ../nbs/08_checkpoint.ipynb #b44a47bb
@@ -152,8 +154,8 @@ class Checkpointer(TrackerCallback):
 
     def _state(self, reason:str, epoch_done:bool) -> dict:
         rec = self.recorder
-        callbacks = {cb.name: {a: getattr(cb, a) for a in getattr(cb, '_stateattrs', ()) if hasattr(cb, a)}
-                     for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and getattr(cb, '_stateattrs', ())}
+        callbacks = {cb.name: {a: getattr(cb, a) for a in getattr(cb, '_checkpoint_attrs', ()) if hasattr(cb, a)}
+                     for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and getattr(cb, '_checkpoint_attrs', ())}
         return dict(format=1, reason=reason, time=time.strftime('%Y-%m-%dT%H:%M:%S'), fingerprint=self.fingerprint,
                     epoch=int(self.epoch), batches_done=len(self.dls.train) if epoch_done else int(self.iter) + 1,
                     epoch_done=epoch_done, steps_done=self.steps_done, pct_train=float(self.pct_train),

@@ -21,6 +21,7 @@ from fastai.torch_core import default_device
 from fastcore.basics import patch
 from fastcore.meta import delegates
 
+from safetensors import SafetensorError, safe_open
 from .core import DataError, ModelError, atomic_dir, resource_path
 from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids, tokenize_texts
 from .splitter import transformer_splitter
@@ -37,6 +38,20 @@ def _check_model_dir(path, adapters_ok:bool=False):
         raise ModelError(f"{path} is not a transformers model folder (no config.json): pass a folder written by save_pretrained.")
     return path
 
+def _check_safe_weights(path:Path):
+    "Refuse pickled-only and damaged weights before anything is loaded"
+    files = sorted(Path(path).glob('*.safetensors'))
+    if not files:
+        pickles = sorted(p.name for ext in ('*.bin', '*.pt', '*.pth', '*.ckpt', '*.pkl') for p in Path(path).glob(ext))
+        if pickles: raise ModelError(f"{path} holds only pickled weights ({', '.join(pickles)}), which can run code when loaded: "
+                                     f"convert them to safetensors with save_pretrained on a machine you trust, and pass that folder.")
+        raise ModelError(f"{path} has no weights (no .safetensors file): pass a folder written by save_pretrained.")
+    for f in files:
+        try:
+            with safe_open(str(f), 'pt'): pass
+        except (SafetensorError, OSError) as e:
+            raise ModelError(f"{f} is damaged ({str(e).splitlines()[0][:80]}): export or copy the model again.") from None
+
 def load_classification_model(model_path, # a local transformers model folder
                               labels:list, # label names, in class-index order
                               trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
@@ -52,7 +67,9 @@ def load_classification_model(model_path, # a local transformers model folder
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            if pretrained: model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, **kw)
+            if pretrained:
+                _check_safe_weights(path)
+                model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
             else: model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, **kw),
                                                                         trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
@@ -137,9 +154,10 @@ class TextClassifier:
         from transformers import AutoModelForSequenceClassification
         path = _check_model_dir(path, adapters_ok=True)
         meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
+        _check_safe_weights(path)
         try:
             if (path/'adapter_config.json').exists(): model = _load_adapter_classifier(path, meta, trust_remote_code)
-            else: model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+            else: model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"Cannot load a classifier from {path} ({str(e).splitlines()[0][:200]}): pass a folder "
                              f"written by export_pretrained.") from e

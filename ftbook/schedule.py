@@ -101,7 +101,7 @@ def norm_params(model:nn.Module) -> list:
 class GradualUnfreezing(Callback):
     "Train the top `start` groups first, then thaw one more group at a time, top down, inside one `fit`."
     order = ParamScheduler.order + 5
-    _stateattrs = ('n_trainable', 'thawed_at')  # the unfreezing stage: what a checkpoint keeps (fastai's name for run state)
+    _checkpoint_attrs = ('n_trainable', 'thawed_at')  # the unfreezing stage: what a `Checkpointer` keeps
     def __init__(self, start:int=1, # groups trainable at the start, counted from the top (1: the head only)
                  every=None, # 'epoch' (ULMFiT), a number of steps, 'never', or None: spread the thaws over `until`
                  until:float=0.5, # with `every=None`: fraction of training by which all groups train
@@ -169,7 +169,7 @@ class GradualUnfreezing(Callback):
 class ScheduleRecorder(Callback):
     "Record each group's effective learning rate and trainable state at every optimizer step."
     order = GradualUnfreezing.order + 1
-    _stateattrs = ('lrs', 'trainable')
+    _checkpoint_attrs = ('lrs', 'trainable')
     def before_fit(self): self.lrs, self.trainable = [], []
     def before_step(self):
         self.lrs.append([h['lr'] for h in self.opt.hypers])

@@ -1,8 +1,9 @@
 """The commands end to end, in subprocesses, on small real subsets of the bundled data and the bundled MiniLM."""
-import json
+import json, os, signal, subprocess, time
+from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import BIN, run_cli
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
@@ -69,6 +70,21 @@ def test_other_csv_with_column_options(tmp_path):
     assert (tmp_path/'m'/'config.json').exists()
 
 def _write(path, text): path.write_text(text); return path
+def _write_bytes(path, data): path.write_bytes(data); return path
+
+def _fake_model(tmp, weights:bytes, name:str):
+    "A model folder with MiniLM's config and tokenizer but the given weight file"
+    import shutil
+    from ftbook.core import resource_path
+    folder = tmp/'stranger'
+    shutil.copytree(resource_path('minilm'), folder, ignore=shutil.ignore_patterns('*.safetensors', '1_Pooling'))
+    (folder/name).write_bytes(weights)
+    return folder
+
+def _half_weights():
+    from ftbook.core import resource_path
+    data = (resource_path('minilm')/'model.safetensors').read_bytes()
+    return data[:len(data) // 2]  # a download cut short
 
 BAD = {
     'missing file':   (lambda t: ['--data', t/'nope.csv'], 'does not exist'),
@@ -82,6 +98,15 @@ BAD = {
     'bad strategy':   (lambda t: ['--strategy', 'yolo'], 'choose one of full, scratch'),
     'bad decay':      (lambda t: ['--decay', 1.5], 'use a factor in (0, 1]'),
     'max_len too long': (lambda t: ['--max-len', 4096, '--limit', 50], "above this model's limit of 512"),
+    'not UTF-8':      (lambda t: ['--data', _write_bytes(t/'latin.csv', 'text,label\ncafé crème,a\nnaïve,b\n'.encode('latin-1'))], 'is not UTF-8 text'),
+    'binary file':    (lambda t: ['--data', _write_bytes(t/'blob.csv', bytes(range(256)) * 4)], 'is a binary file'),
+    'no usable text': (lambda t: ['--data', _write(t/'blank.csv', 'text,label\n,a\n   ,b\n,a\n')], 'No row has both a text'),
+    'batch > data':   (lambda t: ['--limit', 40, '--bs', 64], 'larger than the 32 training rows'),
+    'out under a file': (lambda t: ['--out', _write(t/'file.txt', 'x')/'model'], 'is a file, not a folder'),
+    'pickled weights': (lambda t: ['--model', _fake_model(t, b'pickle bytes', 'pytorch_model.bin')], 'holds only pickled weights'),
+    'damaged weights': (lambda t: ['--model', _fake_model(t, _half_weights(), 'model.safetensors'), '--limit', 50], 'is damaged'),
+    'resume nothing': (lambda t: ['--resume', t], 'holds no ftbook-finetune checkpoint'),
+    'bad monitor':    (lambda t: ['--monitor', 'acc'], "monitor is 'acc': choose one of valid_loss"),
 }
 
 @pytest.mark.parametrize('case', BAD, ids=list(BAD))
@@ -92,7 +117,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     errors = [l for l in res.stderr.splitlines() if l.startswith('ftbook-finetune: error:')]
     assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
     assert 'Traceback' not in res.stderr
-    assert not (tmp_path/'out').exists()  # nothing half-written
+    assert not (tmp_path/'out').exists() and not (tmp_path/'out-checkpoints').exists()  # nothing half-written
 
 def test_predict_bad_model_folder(tmp_path):
     res = run_cli('ftbook-predict', tmp_path, 'hello')
@@ -143,3 +168,58 @@ def test_bench_refuses_an_unknown_contender(tmp_path):
     assert res.returncode == 2
     assert 'Unknown contender' in res.stderr and 'choose from' in res.stderr
     assert not out.exists()
+
+
+# ---- interruption and resume, with real signals sent to a real process
+
+def _small_run(out, *more): return ['--limit', 200, '--epochs', 3, '--bs', 16, '--max-len', 32, '--out', out, *more]
+
+def _start(args):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore')
+    return subprocess.Popen([str(BIN/'ftbook-finetune'), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+def _signal_once_training(proc, checkpoints:Path, sig):
+    "Wait for the first step checkpoint (training is under way), then send `sig`"
+    deadline = time.time() + 600
+    while not (checkpoints/'latest'/'state.json').exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    return proc.communicate(timeout=600)
+
+def test_sigterm_saves_a_checkpoint_and_the_resumed_run_equals_the_uninterrupted_one(tmp_path):
+    full = run_cli('ftbook-finetune', *_small_run(tmp_path/'a', '--report', tmp_path/'a.json'))
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert 'texts reached the 32-token cap and were cut to fit' in full.stderr  # long texts: truncated, with a count
+    proc = _start(_small_run(tmp_path/'b', '--save-every', 2))
+    _, err = _signal_once_training(proc, tmp_path/'b-checkpoints', signal.SIGTERM)
+    assert proc.returncode == 130, err[-3000:]
+    assert 'Training stopped by SIGTERM' in err and 'checkpoint saved in' in err, err[-2000:]
+    assert 'Traceback' not in err
+    ckpt = tmp_path/'b-checkpoints'
+    assert not [p for p in ckpt.iterdir() if p.name.startswith('.')]  # no temporary or half-written folder left
+    assert not (tmp_path/'b').exists()  # an interrupted run exports no model
+    state = json.loads((ckpt/'latest'/'state.json').read_text())
+    assert state['reason'] == 'interrupt' and 0 < state['steps_done'] < 30, state['steps_done']
+    resumed = run_cli('ftbook-finetune', '--resume', ckpt, '--out', tmp_path/'b', '--report', tmp_path/'b.json')
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = json.loads((tmp_path/'a.json').read_text()), json.loads((tmp_path/'b.json').read_text())
+    assert b['final'] == a['final'], (a['final'], b['final'])
+    metrics = lambda r: [(e['train_loss'], e['valid_loss'], e['accuracy'], e['f1_score']) for e in r['epochs']]
+    assert metrics(b) == metrics(a)
+    assert [e['trainable_groups_at_start'] for e in b['epochs']] == [e['trainable_groups_at_start'] for e in a['epochs']]
+    assert b['checkpoints']['resumed_from']['steps_done'] == state['steps_done']
+    assert (tmp_path/'b'/'model.safetensors').exists()
+
+def test_ctrl_c_exits_130_with_a_checkpoint(tmp_path):
+    proc = _start(_small_run(tmp_path/'m', '--save-every', 1))
+    _, err = _signal_once_training(proc, tmp_path/'m-checkpoints', signal.SIGINT)
+    assert proc.returncode == 130 and 'Training stopped by SIGINT' in err, err[-2000:]
+    assert (tmp_path/'m-checkpoints'/'best').exists() or (tmp_path/'m-checkpoints'/'latest'/'model.safetensors').exists()
+
+def test_nan_loss_stops_with_the_step_and_advice(tmp_path):
+    res = run_cli('ftbook-finetune', '--limit', 160, '--epochs', 1, '--bs', 16, '--max-len', 32, '--lr', 1e12, '--out', tmp_path/'m')
+    assert res.returncode == 1, res.stderr[-2000:]
+    line = [l for l in res.stderr.splitlines() if l.startswith('ftbook-finetune: error:')][0]
+    assert 'became nan at step' in line and 'lower learning rate' in line and 'Traceback' not in res.stderr
+    assert not (tmp_path/'m').exists()
