@@ -17,9 +17,9 @@ from fastai.learner import Recorder
 from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
-from .core import ConfigError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
+from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
 from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted
-from .data import TextClassificationDataLoaders, load_tokenizer
+from .data import TextClassificationDataLoaders, _check_columns, load_tokenizer, read_table
 from .learner import TextClassifier, _check_model_dir, classifier_learner
 from .splitter import layer_groups
 from .schedule import STRATEGIES, ScheduleRecorder, plot_schedule, strategy_settings
@@ -291,16 +291,37 @@ def ftbook_finetune(
         if report: saved.append(f"report written to {report}")
         if saved: print('; '.join(saved).capitalize() + '.')
 
+def _texts_from(data, text_col:str, label_col:str=None) -> list:
+    "The texts of a file to classify; every row needs a text (and a label, when scoring)"
+    df = read_table(data)
+    _check_columns(df, {'text': text_col, **({'label': label_col} if label_col else {})})
+    for col, what in ((text_col, 'text'), (label_col, 'label')):
+        if col is None: continue
+        missing = df[col].isna() | (df[col].astype(str).str.strip() == '')
+        if missing.any(): raise DataError(f"{int(missing.sum())} of {len(df)} rows of {data} have no {what} in {col!r}: fill or drop them first.")
+    return df[text_col].astype(str).tolist()
+
 @call_parse
 def ftbook_predict(
     model_dir:str, # folder written by ftbook-finetune (or any transformers sequence classifier)
     *texts:str, # texts to classify
     json_lines:bool=False, # print one JSON object per text instead of a table
+    data:str=None, # CSV/TSV/JSONL file whose texts to classify too
+    text_col:str='text', # column of texts in --data
+    label_col:str=None, # column of true labels in --data: print accuracy and macro F1 instead of predictions
 ):
-    "Classify texts with a fine-tuned model: label, probability and text, one line each."
+    "Classify texts with a fine-tuned model (label, probability and text, one line each), or score it on a labelled file."
     with _cli_errors('ftbook-predict'):
-        if not texts: raise ConfigError("No texts given: pass the texts to classify after the model folder.")
-        preds = TextClassifier.from_pretrained(model_dir).predict(texts)
+        texts = list(texts)
+        if data is not None: texts += _texts_from(data, text_col, label_col)
+        elif label_col is not None: raise ConfigError("--label-col needs --data: pass the labelled file to score the model on.")
+        if not texts: raise ConfigError("No texts given: pass the texts to classify after the model folder, or --data FILE.")
+        clf = TextClassifier.from_pretrained(model_dir)
+        if label_col is not None:
+            scores = clf.evaluate(texts, read_table(data)[label_col])
+            print(f"Accuracy {scores['accuracy']:.4f}, macro F1 {scores['f1_score']:.4f} on {scores['n']} texts.")
+            return
+        preds = clf.predict(texts)
         for row in preds.to_dict('records'):
             if json_lines: print(json.dumps({k: (float(v) if k not in ('text', 'label') else v) for k, v in row.items()}))
             else: print(f"{row['label']}\t{row['probability']:.3f}\t{row['text']}")

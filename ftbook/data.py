@@ -123,7 +123,7 @@ def load_tokenizer(model_path, # a local model folder (or a hub name where a hub
                   ):
     "The fast tokenizer of the model at `model_path`, with a padding token."
     from transformers import AutoTokenizer
-    try: tok = AutoTokenizer.from_pretrained(str(model_path))
+    try: tok = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)  # never run a folder's own code
     except (OSError, ValueError) as e:
         raise ModelError(f"Cannot load a tokenizer from {model_path}: pass a transformers model folder "
                          f"(one written by save_pretrained).") from e

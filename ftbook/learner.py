@@ -23,7 +23,7 @@ from fastcore.meta import delegates
 
 from safetensors import SafetensorError, safe_open
 from .core import DataError, ModelError, atomic_dir, resource_path
-from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids, tokenize_texts
+from .data import TextClassificationDataLoaders, _label_str, load_tokenizer, pad_ids, tokenize_texts
 from .splitter import transformer_splitter
 
 # %% auto #0
@@ -189,6 +189,24 @@ class TextClassifier:
         best = probs.argmax(1) if len(texts) else np.zeros(0, dtype=int)
         return pd.DataFrame({'text': texts, 'label': [self.labels[i] for i in best], 'probability': probs.max(1) if len(texts) else [],
                              **{l: probs[:, i] for i, l in enumerate(self.labels)}})
+
+# %% ../nbs/03_learner.ipynb #f36c2d0d
+@patch
+def evaluate(self:TextClassifier, texts, # the texts
+             labels, # their true labels (names the model was trained on)
+             bs:int=64, # texts per forward pass
+            ) -> dict:
+    "Accuracy and macro F1 of the predictions for `texts` against `labels`, and the number of texts."
+    from sklearn.metrics import f1_score
+    texts, labels = list(texts), [_label_str(l) for l in labels]
+    if len(texts) != len(labels): raise DataError(f"{len(texts)} texts but {len(labels)} labels: pass one label per text.")
+    unseen = sorted(set(labels) - set(self.labels))
+    if unseen: raise DataError(f"Label {unseen[0]!r}{f' (and {len(unseen) - 1} more)' if len(unseen) > 1 else ''} was never seen in training "
+                               f"(the model knows {', '.join(map(repr, self.labels))}): drop those rows or fine-tune with them.")
+    pred = self.predict(texts, bs=bs)['label'].tolist()
+    return dict(accuracy=float(np.mean([p == l for p, l in zip(pred, labels)])) if texts else float('nan'),
+                f1_score=float(f1_score(labels, pred, labels=self.labels, average='macro', zero_division=0)) if texts else float('nan'),
+                n=len(texts))
 
 # %% ../nbs/03_learner.ipynb #3a717351
 @patch

@@ -102,7 +102,7 @@ BAD = {
     'binary file':    (lambda t: ['--data', _write_bytes(t/'blob.csv', bytes(range(256)) * 4)], 'is a binary file'),
     'no usable text': (lambda t: ['--data', _write(t/'blank.csv', 'text,label\n,a\n   ,b\n,a\n')], 'No row has both a text'),
     'batch > data':   (lambda t: ['--limit', 40, '--bs', 64], 'larger than the 32 training rows'),
-    'out under a file': (lambda t: ['--out', _write(t/'file.txt', 'x')/'model'], 'is a file, not a folder'),
+    'folder under a file': (lambda t: ['--checkpoints', _write(t/'file.txt', 'x')/'ckpt'], 'is a file, not a folder'),
     'pickled weights': (lambda t: ['--model', _fake_model(t, b'pickle bytes', 'pytorch_model.bin')], 'holds only pickled weights'),
     'damaged weights': (lambda t: ['--model', _fake_model(t, _half_weights(), 'model.safetensors'), '--limit', 50], 'is damaged'),
     'resume nothing': (lambda t: ['--resume', t], 'holds no ftbook-finetune checkpoint'),
@@ -118,6 +118,31 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
     assert 'Traceback' not in res.stderr
     assert not (tmp_path/'out').exists() and not (tmp_path/'out-checkpoints').exists()  # nothing half-written
+
+PREDICT_BAD = {
+    'label never seen': (lambda t: ['--data', _write(t/'l.csv', 'text,label\nA great film,fresh\nAwful,meh\n'), '--label-col', 'label'],
+                         "Label 'meh' was never seen in training (the model knows 'fresh', 'rotten')"),
+    'missing texts':    (lambda t: ['--data', _write(t/'n.csv', 'text,id\nGood,1\n,2\n')], "1 of 2 rows"),
+    'label col, no data': (lambda t: ['--label-col', 'label'], '--label-col needs --data'),
+    'binary data':      (lambda t: ['--data', _write_bytes(t/'b.csv', bytes(range(256)))], 'is a binary file'),
+}
+
+@pytest.mark.parametrize('case', PREDICT_BAD, ids=list(PREDICT_BAD))
+def test_predict_bad_input_exits_2(trained, case, tmp_path):
+    model = trained[0]/'model'
+    args, msg = PREDICT_BAD[case]
+    res = run_cli('ftbook-predict', model, *args(tmp_path))
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    errors = [l for l in res.stderr.splitlines() if l.startswith('ftbook-predict: error:')]
+    assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
+    assert 'Traceback' not in res.stderr and res.stdout == ''
+
+def test_predict_scores_a_labelled_file(trained, tmp_path):
+    from ftbook.core import rotten_tomatoes
+    rotten_tomatoes().sample(60, random_state=3).to_csv(tmp_path/'held_out.csv', index=False)
+    res = run_cli('ftbook-predict', trained[0]/'model', '--data', tmp_path/'held_out.csv', '--label-col', 'category')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith('Accuracy ') and 'on 60 texts' in res.stdout
 
 def test_predict_bad_model_folder(tmp_path):
     res = run_cli('ftbook-predict', tmp_path, 'hello')

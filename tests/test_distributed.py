@@ -35,7 +35,8 @@ def test_gradients_are_averaged(runs):
 
 def test_only_rank_0_writes(runs):
     tmp, _, _, res = runs
-    assert sorted(p.name for p in (tmp/'out').iterdir()) == ['model', 'two.json']  # no second export, no temp folders
+    assert sorted(p.name for p in (tmp/'out').iterdir()) == ['model', 'model-checkpoints', 'two.json']  # no second export, no temp folders
+    assert sorted(p.name for p in (tmp/'out'/'model-checkpoints').iterdir()) == ['best', 'latest', 'run.json']  # one writer of checkpoints too
     assert res.stdout.count('Validation accuracy') == 1 and 'Trained in 2 processes.' in res.stdout
 
 def test_quality_matches_one_process(runs):
