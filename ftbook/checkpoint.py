@@ -186,7 +186,8 @@ class Checkpointer(TrackerCallback):
         # the shuffle of this epoch is drawn when the DataLoader starts: remember what it will be drawn from.
         # (before_epoch, not before_train: fastai looks `all_batches` up before it calls before_train)
         if self.resume_rng is not None and self.epoch == self.start_epoch:
-            set_rng_state(self.resume_rng['epoch_start'] or self.resume_rng['now'], self.dls.train)
+            # mid-epoch: replay this epoch's shuffle from its start; after a finished epoch: the next one starts from `now`
+            set_rng_state(self.resume_rng['epoch_start'] if self.skip else self.resume_rng['now'], self.dls.train)
             if self.skip: self.learn.all_batches = self._all_batches_resumed
         self.epoch_rng = rng_state(self.dls.train)
 
