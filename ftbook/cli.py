@@ -27,8 +27,7 @@ from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
-__all__ = ['DEFAULT_OUT', 'MONITORS', 'RUN_SETTINGS', 'TrainingReport', 'peak_memory_mb', 'finetune', 'ftbook_finetune',
-           'ftbook_predict']
+__all__ = ['DEFAULT_OUT', 'MONITORS', 'TrainingReport', 'peak_memory_mb', 'finetune', 'ftbook_finetune', 'ftbook_predict']
 
 # %% ../nbs/09_cli.ipynb #d4be04b6
 class TrainingReport(Callback):
@@ -91,7 +90,7 @@ def _check_writable(path:Path, what:str):
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"Cannot write the {what} {path}: choose a location you have write access to.")
 
-RUN_SETTINGS = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr',
+_RUN_SETTINGS = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr',
                 'bs', 'max_len', 'limit', 'seed', 'valid_pct')  # what decides a run's course: a resumed run reuses them
 
 def _data_setting(data):
@@ -109,7 +108,7 @@ def _resume_settings(resume, given:dict) -> tuple:
         raise CheckpointError(f"{resume} holds no ftbook-finetune checkpoint (run.json and latest/state.json): pass the checkpoint folder of a run.")
     saved = json.loads((root/'run.json').read_text())
     defaults = {k: p.default for k, p in inspect.signature(finetune).parameters.items()}
-    for k in RUN_SETTINGS:
+    for k in _RUN_SETTINGS:
         value = given[k]
         if k == 'data':
             if saved['data'] == '<in memory>':
@@ -162,7 +161,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if resume is not None:
         run_settings, checkpoints, resume = _resume_settings(resume, locals())
         data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct = \
-            (run_settings[k] for k in RUN_SETTINGS)
+            (run_settings[k] for k in _RUN_SETTINGS)
     data_setting = _data_setting(data)
     recipe = strategy_settings(strategy, decay)
     lr = recipe['default_lr'] if lr is None else lr
