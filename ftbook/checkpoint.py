@@ -317,6 +317,7 @@ class NonFiniteGuard(Callback):
         if bad.item():
             self.fault = dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, loss=float(loss.mean()),
                               lr=float(self.opt.hypers[-1]['lr']), mixed=scaler is not None or getattr(self.learn, 'precision', 'fp32') != 'fp32')
+            self.opt.zero_grad()  # fastai zeroes gradients after the step it will not take: a next fit must not inherit NaNs
             raise CancelFitException
 
     def after_fit(self):
