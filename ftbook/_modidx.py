@@ -86,8 +86,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ftbook.checkpoint.TrainingInterrupted': ('checkpoint.html#traininginterrupted', 'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint.TrainingInterrupted.__init__': ( 'checkpoint.html#traininginterrupted.__init__',
                                                                                        'ftbook/checkpoint.py'),
-                                   'ftbook.checkpoint.TrainingInterrupted.__str__': ( 'checkpoint.html#traininginterrupted.__str__',
-                                                                                      'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint._describe': ('checkpoint.html#_describe', 'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint._hard_link_or_copy': ('checkpoint.html#_hard_link_or_copy', 'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint._plain': ('checkpoint.html#_plain', 'ftbook/checkpoint.py'),

@@ -107,7 +107,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         where = f"epoch {epoch + 1}, after step {step} of {total_steps}"
         saved = f"checkpoint saved in {checkpoint}: resume from it to continue" if checkpoint else "no checkpoint was saved"
         super().__init__(f"Training stopped by {signal_name} at {where}; {saved}.")
-    def __str__(self): return self.args[0]
 
 def _hard_link_or_copy(src:Path, dst:Path):
     for f in src.iterdir():

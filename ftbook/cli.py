@@ -276,11 +276,9 @@ def ftbook_finetune(
     "Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130."
     with _cli_errors('ftbook-finetune'):
         if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
-        out_dir = None if no_save else out
-        ckpt = checkpoints if checkpoints or no_checkpoints or out_dir is None else Path(out_dir).with_name(Path(out_dir).name + '-checkpoints')
         learn, rep = finetune(data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr,
-                              bs, max_len, limit, seed, valid_pct, out_dir, report, merge=not adapters_only,
-                              checkpoints=False if no_checkpoints else ckpt, save_every=save_every, monitor=monitor, resume=resume)
+                              bs, max_len, limit, seed, valid_pct, None if no_save else out, report, merge=not adapters_only,
+                              checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume)
         if rank_distrib() != 0: return  # under `accelerate launch`, rank 0 reports
         f = rep['final']
         if 'distributed' in rep: print(f"Trained in {rep['distributed']['world_size']} processes.")
