@@ -88,7 +88,7 @@ def clean_texts(df:pd.DataFrame, # the labelled texts
     n_dropped = int((~keep).sum())
     out = out[keep].reset_index(drop=True)
     if n_dropped: warnings.warn(f"Dropped {n_dropped} of {len(df)} rows with an empty text or a missing label.", DataWarning)
-    if len(out) == 0: raise DataError(f"No row has both a text in {text_col!r} and a label in {label_col!r}: check the columns.")
+    if len(out) == 0: raise DataError(f"No row has both a non-blank text in {text_col!r} and a label in {label_col!r}: check the columns and fill the texts.")
     out['text'], out['label'] = out['text'].astype(str), out['label'].map(_label_str)
     classes = out['label'].unique()
     if len(classes) < 2:

@@ -64,12 +64,11 @@ def load_classification_model(model_path, # a local transformers model folder
     id2label = {i: str(l) for i, l in enumerate(labels)}
     kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()},
               trust_remote_code=trust_remote_code)
+    if pretrained: _check_safe_weights(path)  # outside the `try`: its sentence is already the one to show
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            if pretrained:
-                _check_safe_weights(path)
-                model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
+            if pretrained: model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
             else: model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, **kw),
                                                                         trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:

@@ -100,7 +100,7 @@ BAD = {
     'max_len too long': (lambda t: ['--max-len', 4096, '--limit', 50], "above this model's limit of 512"),
     'not UTF-8':      (lambda t: ['--data', _write_bytes(t/'latin.csv', 'text,label\ncafé crème,a\nnaïve,b\n'.encode('latin-1'))], 'is not UTF-8 text'),
     'binary file':    (lambda t: ['--data', _write_bytes(t/'blob.csv', bytes(range(256)) * 4)], 'is a binary file'),
-    'no usable text': (lambda t: ['--data', _write(t/'blank.csv', 'text,label\n,a\n   ,b\n,a\n')], 'No row has both a text'),
+    'no usable text': (lambda t: ['--data', _write(t/'blank.csv', 'text,label\n,a\n   ,b\n,a\n')], 'No row has both a non-blank text'),
     'batch > data':   (lambda t: ['--limit', 40, '--bs', 64], 'larger than the 32 training rows'),
     'folder under a file': (lambda t: ['--checkpoints', _write(t/'file.txt', 'x')/'ckpt'], 'is a file, not a folder'),
     'pickled weights': (lambda t: ['--model', _fake_model(t, b'pickle bytes', 'pytorch_model.bin')], 'holds only pickled weights'),
