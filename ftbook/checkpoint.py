@@ -18,7 +18,7 @@ from fastcore.foundation import L
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .core import ConfigError, FtbookError, atomic_dir, atomic_write_text
+from .core import ConfigError, FtbookError, atomic_dir
 from .schedule import GradualUnfreezing
 
 # %% auto #0

@@ -288,15 +288,15 @@ def ftbook_finetune(
         if report: saved.append(f"report written to {report}")
         if saved: print('; '.join(saved).capitalize() + '.')
 
-def _texts_from(data, text_col:str, label_col:str=None) -> list:
-    "The texts of a file to classify; every row needs a text (and a label, when scoring)"
+def _read_texts(data, text_col:str, label_col:str=None) -> tuple:
+    "`(texts, labels)` of a file to classify (labels None without `label_col`); every row needs a text, and a label when scoring"
     df = read_table(data)
     _check_columns(df, {'text': text_col, **({'label': label_col} if label_col else {})})
     for col, what in ((text_col, 'text'), (label_col, 'label')):
         if col is None: continue
         missing = df[col].isna() | (df[col].astype(str).str.strip() == '')
         if missing.any(): raise DataError(f"{int(missing.sum())} of {len(df)} rows of {data} have no {what} in {col!r}: fill or drop them first.")
-    return df[text_col].astype(str).tolist()
+    return df[text_col].astype(str).tolist(), (df[label_col].tolist() if label_col else None)
 
 @call_parse
 def ftbook_predict(
@@ -309,13 +309,16 @@ def ftbook_predict(
 ):
     "Classify texts with a fine-tuned model (label, probability and text, one line each), or score it on a labelled file."
     with _cli_errors('ftbook-predict'):
-        texts = list(texts)
-        if data is not None: texts += _texts_from(data, text_col, label_col)
-        elif label_col is not None: raise ConfigError("--label-col needs --data: pass the labelled file to score the model on.")
+        if label_col is not None and (data is None or texts):
+            raise ConfigError("--label-col scores the model on a labelled file: pass --data FILE and no other texts.")
+        texts, labels = list(texts), None
+        if data is not None:
+            file_texts, labels = _read_texts(data, text_col, label_col)  # the file is read once
+            texts += file_texts
         if not texts: raise ConfigError("No texts given: pass the texts to classify after the model folder, or --data FILE.")
         clf = TextClassifier.from_pretrained(model_dir)
-        if label_col is not None:
-            scores = clf.evaluate(texts, read_table(data)[label_col])
+        if labels is not None:
+            scores = clf.evaluate(texts, labels)
             print(f"Accuracy {scores['accuracy']:.4f}, macro F1 {scores['f1_score']:.4f} on {scores['n']} texts.")
             return
         preds = clf.predict(texts)

@@ -123,7 +123,7 @@ PREDICT_BAD = {
     'label never seen': (lambda t: ['--data', _write(t/'l.csv', 'text,label\nA great film,fresh\nAwful,meh\n'), '--label-col', 'label'],
                          "Label 'meh' was never seen in training (the model knows 'fresh', 'rotten')"),
     'missing texts':    (lambda t: ['--data', _write(t/'n.csv', 'text,id\nGood,1\n,2\n')], "1 of 2 rows"),
-    'label col, no data': (lambda t: ['--label-col', 'label'], '--label-col needs --data'),
+    'label col, no data': (lambda t: ['--label-col', 'label'], '--label-col scores the model on a labelled file'),
     'binary data':      (lambda t: ['--data', _write_bytes(t/'b.csv', bytes(range(256)))], 'is a binary file'),
 }
 
