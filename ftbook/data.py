@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import RandomSplitter
-from fastai.torch_core import default_device
+from fastai.torch_core import apply, default_device
 from fastai.text.data import SortedDL
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
@@ -21,7 +21,8 @@ from .core import ConfigError, DataError, ModelError, rotten_tomatoes, resource_
 
 # %% auto #0
 __all__ = ['read_table', 'DataWarning', 'clean_texts', 'split_rows', 'load_tokenizer', 'model_max_length', 'tokenize_texts',
-           'pad_ids', 'PaddedTextDL', 'TextClassificationDataLoaders']
+           'pad_ids', 'copy_to_device', 'pin_memory_for', 'AsyncDeviceCopy', 'PaddedTextDL',
+           'TextClassificationDataLoaders']
 
 # %% ../nbs/01_data.ipynb #a7fa1000
 _CSV_SUFFIXES, _JSON_SUFFIXES = {'.csv': ',', '.tsv': '\t'}, {'.jsonl', '.json'}
@@ -165,8 +166,29 @@ def pad_ids(seqs, # token-id arrays of one batch
     if len(seqs): input_ids[mask] = np.concatenate(seqs)  # row by row, left to right: no Python loop over samples
     return torch.from_numpy(input_ids), torch.from_numpy(mask.astype(np.int64))
 
+# %% ../nbs/01_data.ipynb #e30c2483
+def copy_to_device(b, # a batch: a tensor, or tuples, lists or dicts of them
+                   device, # where the batch goes
+                  ):
+    "`b` on `device`; on CUDA each CPU tensor is pinned and copied with `non_blocking=True`, so the CPU does not wait for the GPU."
+    device = torch.device(device)
+    if device.type != 'cuda': return b  # fastai's `to_device` moves it, as before
+    def _copy(t): return t.pin_memory().to(device, non_blocking=True) if isinstance(t, torch.Tensor) and t.device.type == 'cpu' else t
+    return apply(_copy, b)
+
+def pin_memory_for(device, num_workers:int=0) -> bool:
+    "Should a fastai `DataLoader` pin batches itself? Only on CUDA with workers: without them `AsyncDeviceCopy` pins and copies."
+    return torch.device(device).type == 'cuda' and num_workers > 0
+
+class AsyncDeviceCopy:
+    "Mixin for a fastai `DataLoader`: each batch starts its copy to `self.device` as soon as it is made, without making the CPU wait (`copy_to_device`)."
+    def do_batch(self, b):
+        batch = super().do_batch(b)
+        if self.device is None or torch.utils.data.get_worker_info() is not None: return batch  # workers cannot use CUDA
+        return copy_to_device(batch, self.device)
+
 # %% ../nbs/01_data.ipynb #4b4c14c3
-class PaddedTextDL(SortedDL):
+class PaddedTextDL(AsyncDeviceCopy, SortedDL):
     "A `SortedDL` over `(ids, label)` items that pads each batch to its longest text."
     def __init__(self, dataset, # sequence of `(int array of token ids, int label)`
                  pad_id:int=0, # id used for padding
@@ -217,12 +239,9 @@ class TextClassificationDataLoaders(DataLoaders):
         ids = tokenize_texts(tokenizer, df['text'], max_len)
         label_ids = df['label'].map({v: i for i, v in enumerate(vocab)}).to_numpy()
         items = list(zip(ids, label_ids.tolist()))
-        pad_id = tokenizer.pad_token_id
-        pin = device.type == 'cuda'  # page-locked batches copy to the GPU asynchronously
-        train_dl = PaddedTextDL([items[i] for i in train_idx], pad_id=pad_id, bs=bs, shuffle=True, drop_last=False,
-                                num_workers=num_workers, device=device, pin_memory=pin)
-        valid_dl = PaddedTextDL([items[i] for i in valid_idx], pad_id=pad_id, bs=bs * 2, shuffle=False,
-                                num_workers=num_workers, device=device, pin_memory=pin)
+        kw = dict(pad_id=tokenizer.pad_token_id, num_workers=num_workers, device=device, pin_memory=pin_memory_for(device, num_workers))
+        train_dl = PaddedTextDL([items[i] for i in train_idx], bs=bs, shuffle=True, drop_last=False, **kw)
+        valid_dl = PaddedTextDL([items[i] for i in valid_idx], bs=bs * 2, shuffle=False, **kw)
         dls = cls(train_dl, valid_dl, device=device)
         store_attr('tokenizer,vocab,train_df,valid_df,max_len,text_col,label_col,group_col', self=dls)
         return dls

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
-import json, warnings
+import json, sys, warnings
 from functools import partial
 from pathlib import Path
 
@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from fastai.learner import Learner
+from fastai.callback.core import Callback
+from fastai.learner import AvgSmoothLoss, Learner
 from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find to Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy, F1Score
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, to_detach
 from fastcore.basics import patch
 from fastcore.meta import delegates
 
@@ -27,7 +28,8 @@ from .data import TextClassificationDataLoaders, _label_str, load_tokenizer, pad
 from .splitter import transformer_splitter
 
 # %% auto #0
-__all__ = ['load_classification_model', 'SequenceClassifier', 'torch_adamw', 'classifier_learner', 'TextClassifier']
+__all__ = ['load_classification_model', 'SequenceClassifier', 'torch_adamw', 'TorchOptimWrapper', 'classifier_learner',
+           'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit', 'TextClassifier']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False):
@@ -111,7 +113,23 @@ def torch_adamw(params, # parameter groups, as the splitter makes them
     "fastai optimizer running PyTorch's AdamW with fastai's defaults (betas 0.9/0.99, eps 1e-5, weight decay 0.01)"
     kwargs = dict(dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01), **kwargs)
     # explicit booleans, not None: fastai's loggers (TensorBoard, W&B) record every hyper-parameter as a number
-    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, fused=bool(fused), foreach=False, **kwargs)
+    return TorchOptimWrapper(params, opt=torch.optim.AdamW, lr=lr, fused=bool(fused), foreach=False, **kwargs)
+
+class TorchOptimWrapper(OptimWrapper):
+    "fastai's `OptimWrapper`, reading the hyper-parameters in one pass (fastai reads them about five times per training step)"
+    @property
+    def hypers(self) -> list:
+        "One dict per parameter group in fastai's names (`lr`, `mom`, `sqr_mom`, `wd`, ...), as `OptimWrapper.hypers` returns"
+        names, out = self.fwd_map, []
+        for group in self.opt.param_groups:
+            h = {}
+            for k, v in group.items():
+                if k == 'params': continue
+                if isinstance(v, (tuple, list)):  # betas=(0.9, 0.99) -> mom, sqr_mom
+                    for i, x in enumerate(v): h[names.get(f'{k}__{i}', f'{k}__{i}')] = x
+                else: h[names.get(k, k)] = v
+            out.append(h)
+        return out
 
 def _default_opt_func(dls):
     return partial(torch_adamw, fused=torch.device(dls.device or default_device()).type == 'cuda')
@@ -132,7 +150,73 @@ def classifier_learner(dls:TextClassificationDataLoaders, # data from `TextClass
     kwargs.setdefault('opt_func', _default_opt_func(dls))
     learn = Learner(dls, SequenceClassifier(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
+    learn.add_cb(SmoothLossOnDevice())
     return _use_mixed_precision(learn, mixed_precision)
+
+# %% ../nbs/03_learner.ipynb #ba9db98c
+class DeviceSmoothLoss(AvgSmoothLoss):
+    "fastai's smoothed training loss, averaged on the loss's device instead of after a copy to the CPU at every step"
+    def accumulate(self, learn):
+        self.count += 1
+        loss = to_detach(learn.loss.mean(), cpu=False).float()  # gathered across processes in distributed training, as fastai does
+        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+
+class SmoothLossOnDevice(Callback):
+    "Use `DeviceSmoothLoss` in the `Recorder` and bring each epoch's smoothed losses to the CPU once, when its training ends"
+    order = 5  # after_fit before callbacks that raise there (NonFiniteGuard, Checkpointer), so the losses reach the CPU first
+    def before_fit(self):
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None and not isinstance(rec.smooth_loss, DeviceSmoothLoss):
+            rec.smooth_loss = DeviceSmoothLoss(beta=rec.smooth_loss.beta)  # fresh: the Recorder resets it in its own before_fit
+
+    def losses_to_cpu(self):
+        "Copy the smoothed losses still on the device to the CPU, all in one transfer"
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is None: return
+        on_device = [i for i, v in enumerate(rec.losses) if isinstance(v, torch.Tensor) and v.device.type != 'cpu']
+        if on_device:
+            for i, v in zip(on_device, torch.stack([rec.losses[i] for i in on_device]).cpu()): rec.losses[i] = v
+        if isinstance(getattr(self.learn, 'smooth_loss', None), torch.Tensor): self.learn.smooth_loss = self.learn.smooth_loss.cpu()
+
+    def after_train(self): self.losses_to_cpu()
+    def after_fit(self): self.losses_to_cpu()
+
+# %% ../nbs/03_learner.ipynb #540a6045
+_READS = ('item', 'cpu', 'tolist', 'numpy', '__bool__', '__float__', '__int__', '__index__', '__format__')
+
+class HostReadAudit(Callback):
+    "Count, per training step, where framework and callback code reads tensor values on the CPU (each read of a GPU tensor makes the CPU wait)"
+    order = -100  # first in before_batch: a step is counted from its start to the next one's
+    def __init__(self): self.reads, self.steps, self._on, self._originals = {}, 0, False, {}
+    def __enter__(self):
+        for name in _READS:
+            self._originals[name], wrapped = self._wrap(name)
+            setattr(torch.Tensor, name, wrapped)
+        return self
+    def __exit__(self, *exc):
+        for name, original in self._originals.items(): setattr(torch.Tensor, name, original)
+        self._originals, self._on = {}, False
+    def _wrap(self, name):
+        original = getattr(torch.Tensor, name)
+        def read(t, *args, **kwargs):
+            if self._on:
+                frame = sys._getframe(1)
+                where = frame.f_code.co_filename
+                if not any(s in where for s in ('/torch/', '/transformers/', '<frozen')):
+                    key = (name, f"{where.split('site-packages/')[-1]}:{frame.f_lineno}", frame.f_code.co_name)
+                    self.reads[key] = self.reads.get(key, 0) + 1
+            return original(t, *args, **kwargs)
+        return original, read
+    def before_fit(self):
+        if not self._originals: raise RuntimeError("HostReadAudit counts only inside its with block: `with HostReadAudit() as audit: learn.fit(1, cbs=audit)`.")
+    def before_batch(self):
+        self._on = self.training
+        if self.training: self.steps += 1
+    def after_train(self): self._on = False
+    def per_step(self) -> pd.DataFrame:
+        "One row per place that read: the method, the file and line, the function, and the reads per training step"
+        rows = [dict(read=k[0], where=k[1], function=k[2], per_step=v / max(self.steps, 1)) for k, v in self.reads.items()]
+        return pd.DataFrame(rows, columns=['read', 'where', 'function', 'per_step']).sort_values('per_step', ascending=False, ignore_index=True)
 
 # %% ../nbs/03_learner.ipynb #338dae18
 class TextClassifier:

@@ -20,8 +20,8 @@ from fastai.torch_core import default_device
 from fastcore.basics import patch, store_attr
 
 from .core import ConfigError, DataError, ModelError, atomic_dir, resource_path
-from .data import load_tokenizer
-from .learner import _check_model_dir, _use_mixed_precision, _default_opt_func
+from .data import AsyncDeviceCopy, load_tokenizer, pin_memory_for
+from .learner import SmoothLossOnDevice, _check_model_dir, _use_mixed_precision, _default_opt_func
 from .splitter import transformer_splitter
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
 
@@ -79,6 +79,9 @@ def pack_blocks(ids, # token ids of the whole text
     return np.stack([ids[s:s + block_size + 1] for s in starts])
 
 # %% ../nbs/06_lm.ipynb #7477e19a
+class _BlockDL(AsyncDeviceCopy, DataLoader):
+    "fastai's `DataLoader` over `(input, target)` blocks; on CUDA each batch is copied without waiting for the GPU"
+
 class LMDataLoaders(DataLoaders):
     "fastai `DataLoaders` of packed `(input, next-token target)` blocks from one text, split at its end."
     @classmethod
@@ -108,9 +111,9 @@ class LMDataLoaders(DataLoaders):
         if bs > len(train): raise ConfigError(f"Batch size {bs} is larger than the {len(train)} training blocks: use bs <= {len(train)}.")
         device = default_device() if device is None else torch.device(device)
         as_items = lambda blocks: [(torch.from_numpy(b[:-1]), torch.from_numpy(b[1:])) for b in blocks]
-        pin = device.type == 'cuda'
-        train_dl = DataLoader(as_items(train), bs=bs, shuffle=True, drop_last=True, device=device, pin_memory=pin)
-        valid_dl = DataLoader(as_items(valid), bs=bs, shuffle=False, device=device, pin_memory=pin)
+        pin = pin_memory_for(device)  # no workers: batches are pinned and copied by `AsyncDeviceCopy`
+        train_dl = _BlockDL(as_items(train), bs=bs, shuffle=True, drop_last=True, device=device, pin_memory=pin)
+        valid_dl = _BlockDL(as_items(valid), bs=bs, shuffle=False, device=device, pin_memory=pin)
         dls = cls(train_dl, valid_dl, device=device)
         store_attr('tokenizer,block_size', self=dls)
         dls.n_tokens, dls.n_train_blocks, dls.n_valid_blocks = len(ids), len(train), len(valid)
@@ -152,6 +155,7 @@ def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
     kwargs.setdefault('opt_func', _default_opt_func(dls))  # PyTorch's AdamW, fused on CUDA (see `torch_adamw`)
     learn = Learner(dls, CausalLM(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
+    learn.add_cb(SmoothLossOnDevice())  # no wait for the GPU at each step to average the loss
     return _use_mixed_precision(learn, mixed_precision)
 
 # %% ../nbs/06_lm.ipynb #29c0e8d8
