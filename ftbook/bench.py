@@ -262,7 +262,7 @@ def bench_table(result:dict) -> pd.DataFrame:
 def profile_contenders(contenders=('ftbook-full-fastai-adam', 'ftbook-full', 'plain-same'), # keys of `RUNNERS`
                        steps:int=20, # optimizer steps to profile (one epoch of this many batches)
                        **kwargs) -> pd.DataFrame: # passed to `Bench` (limit is set from `steps`)
-    "Per-step operator calls, kernel launches, host syncs and CPU time of each contender, from `torch.profiler`."
+    "Per-step operator calls, kernel launches, scalar reads and stream synchronisations of each contender, from `torch.profiler`."
     from torch.profiler import profile, ProfilerActivity
     bs = kwargs.get('bs', 32)
     bench = Bench(**{**kwargs, 'limit': int(steps * bs / 0.8) + 1, 'epochs': 1})
@@ -277,7 +277,8 @@ def profile_contenders(contenders=('ftbook-full-fastai-adam', 'ftbook-full', 'pl
         calls = sum(e.count for e in events if e.key.startswith('aten::'))
         rows.append(dict(contender=name, aten_calls_per_step=round(calls / n_steps),
                          kernel_launches_per_step=round(count('cudaLaunchKernel') / n_steps) if bench.device.type == 'cuda' else None,
-                         host_syncs_per_step=round(count('aten::_local_scalar_dense') / n_steps, 2),
+                         scalar_reads_per_step=round(count('aten::_local_scalar_dense') / n_steps, 2),
+                         stream_syncs_per_step=round(count('cudaStreamSynchronize') / n_steps, 2) if bench.device.type == 'cuda' else None,
                          optimizer_calls_per_step=round(sum(e.count for e in events if e.key.startswith('Optimizer.step')) / n_steps, 2)))
     return pd.DataFrame(rows).set_index('contender')
 
@@ -370,7 +371,7 @@ def ftbook_bench(quick:bool=False, # the CPU budget: 2,000 reviews, 2 epochs (ab
                  lm_random_init:bool=False, # --lm with random weights from the config (same speed)
                  lm_block_size:int=1024, lm_bs:int=16, lm_steps:int=30,
                  lm_compile:bool=False, # --lm with torch.compile
-                 profile:bool=False, # also profile the optimizer hot path (operator calls, kernel launches, host syncs per step)
+                 profile:bool=False, # also profile the hot path (operator calls, kernel launches, scalar reads, stream syncs per step)
                  peak_tflops:float=None, # device peak bf16 TFLOP/s for MFU (default: from the device name)
                  out:str='bench.json', # where to write the results (JSON)
                 ):
