@@ -166,6 +166,8 @@ class Checkpointer(TrackerCallback):
     def _save(self, reason:str, epoch_done:bool=False) -> Path:
         "Write `latest/` atomically (on the main process only) and return its path"
         folder = self.path/'latest'
+        for cb in self.learn.cbs:  # a `NonFiniteGuard` (below) that reads its fault flag only now and then: never save a run gone non-finite
+            if hasattr(cb, 'check_finite'): cb.check_finite()
         if rank_distrib() != 0: return folder
         tensors, skeleton = flatten_state(self._state(reason, epoch_done))
         with atomic_dir(folder, replace=True) as tmp:
@@ -301,25 +303,66 @@ class NumericalError(FtbookError, FloatingPointError):
 class NonFiniteGuard(Callback):
     "Stop training at the first NaN/inf loss or gradient, before the update: the model keeps its last good weights."
     order = 20  # before_step after fastai's MixedPrecision (10) has unscaled the gradients
-    def __init__(self, check_grads:bool=True): # also check the gradient norm (off: the loss only)
+    def __init__(self, check_grads:bool=True, # also check the gradient norm (off: the loss only)
+                 check_every:int=100, # with a fused PyTorch optimizer, read the fault flag every this many steps (and at each epoch's end)
+                ):
         store_attr()
 
-    def before_fit(self): self.fault = None
+    def before_fit(self):
+        self.fault, self._flag, self._pending = None, None, []
+        scaler = getattr(self.learn, 'scaler', None)
+        self.mixed = scaler is not None or getattr(self.learn, 'precision', 'fp32') != 'fp32'
+        self.scaled = scaler is not None and scaler.is_enabled()  # fp16: GradScaler skips overflowing steps itself
+        inner = getattr(self.opt, 'opt', None)
+        # a fused PyTorch optimizer skips its update on a flag kept on the device (GradScaler's mechanism): no wait per step
+        self.deferred = bool(getattr(inner, '_step_supports_amp_scaling', False)) and not self.scaled and self.check_every > 1
+
+    def _bad(self, loss):
+        "A 0-dim bool tensor on the device: is the loss, or the gradient norm, not finite?"
+        bad = ~torch.isfinite(loss).all()
+        if self.check_grads and not self.scaled:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads: bad = bad | ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
+        return bad
 
     def before_step(self):
         loss = self.learn.loss_grad.detach().float()
-        scaler = getattr(self.learn, 'scaler', None)
-        bad = ~torch.isfinite(loss).all()
-        if self.check_grads and not (scaler is not None and scaler.is_enabled()):
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            if grads: bad = bad | ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
-        if bad.item():
-            self.fault = dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, loss=float(loss.mean()),
-                              lr=float(self.opt.hypers[-1]['lr']), mixed=scaler is not None or getattr(self.learn, 'precision', 'fp32') != 'fp32')
-            self.opt.zero_grad()  # fastai zeroes gradients after the step it will not take: a next fit must not inherit NaNs
-            raise CancelFitException
+        bad = self._bad(loss)
+        where = dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, lr=float(self.opt.hypers[-1]['lr']))
+        if not self.deferred:
+            if bad.item(): self._stop(dict(where, loss=float(loss.mean())))
+            return
+        if self._flag is None:
+            self._flag, self._first_loss, self._first_step = torch.zeros_like(bad), torch.zeros_like(loss.mean()), torch.zeros_like(bad, dtype=torch.long)
+        first = bad & ~self._flag  # this is the first step that was not finite
+        self._first_loss = torch.where(first, loss.mean(), self._first_loss)
+        self._first_step = torch.where(first, where['step'], self._first_step)
+        self._flag = self._flag | bad  # once set, every later update is skipped too: the weights stay those before the fault
+        self._pending.append(where)
+        self.opt.opt.found_inf = self._flag.float()
+        if len(self._pending) >= self.check_every: self.check_finite()
+
+    def after_step(self):
+        if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf  # only ever set for this step
+
+    def check_finite(self):
+        "Read the fault flag now (one wait for the GPU); stop the fit if a step was not finite"
+        if not self.deferred or self._flag is None or not self._pending: return
+        pending, self._pending = self._pending, []
+        if not self._flag.item(): return
+        # the steps after the first bad one were skipped as well: report the first
+        step = int(self._first_step)
+        self._stop(dict(next(w for w in pending if w['step'] == step), loss=float(self._first_loss)))
+
+    def after_train(self): self.check_finite()
+
+    def _stop(self, fault:dict):
+        self.fault = dict(fault, mixed=self.mixed)
+        self.opt.zero_grad()  # fastai zeroes gradients after the step it will not take: a next fit must not inherit NaNs
+        raise CancelFitException
 
     def after_fit(self):
+        if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf
         if self.fault is None: return
         f = self.fault
         what = 'loss' if not np.isfinite(f['loss']) else 'gradient'
