@@ -23,7 +23,8 @@ from .schedule import GradualUnfreezing
 
 # %% auto #0
 __all__ = ['CheckpointError', 'flatten_state', 'unflatten_state', 'save_state', 'load_state', 'rng_state', 'set_rng_state',
-           'TrainingInterrupted', 'Checkpointer', 'load_state_json', 'NumericalError', 'NonFiniteGuard']
+           'TrainingInterrupted', 'latest_checkpoint', 'Checkpointer', 'load_state_json', 'NumericalError',
+           'NonFiniteGuard']
 
 # %% ../nbs/08_checkpoint.ipynb #0adf40ac
 class CheckpointError(FtbookError, ValueError):
@@ -114,6 +115,26 @@ def _hard_link_or_copy(src:Path, dst:Path):
         except OSError: shutil.copy2(f, dst/f.name)
 
 # %% ../nbs/08_checkpoint.ipynb #6c5443dd
+def latest_checkpoint(root, # a Checkpointer's folder
+                     ) -> Path:
+    "The newest complete checkpoint in `root`: `latest/`, or the one a crash during a save left set aside; None if there is none"
+    root = Path(root)
+    if (root/'latest'/'state.json').exists(): return root/'latest'
+    set_aside = [p for p in root.glob('.latest.old-*') if (p/'state.json').exists()]
+    return max(set_aside, key=lambda p: p.stat().st_mtime) if set_aside else None
+
+def _remove_leftovers(root:Path):
+    "Delete the temporary and set-aside folders of saves that did not finish"
+    for p in [*root.glob('.latest.old-*'), *root.glob('.latest.tmp-*'), *root.glob('.best.old-*'), *root.glob('.best.tmp-*')]:
+        shutil.rmtree(p, ignore_errors=True)
+
+# fastai's own callbacks whose run state a resumed fit needs: the best value so far, and the epochs waited since it
+_FASTAI_RUN_STATE = {'EarlyStoppingCallback': ('best', 'wait'), 'ReduceLROnPlateau': ('best', 'wait'), 'SaveModelCallback': ('best',)}
+
+def _run_state_attrs(cb) -> tuple:
+    "The attributes of `cb` a checkpoint keeps: its own `_checkpoint_attrs`, or those of a fastai tracker"
+    return tuple(getattr(cb, '_checkpoint_attrs', ()) or _FASTAI_RUN_STATE.get(type(cb).__name__, ()))
+
 class Checkpointer(TrackerCallback):
     "Save atomic, pickle-free checkpoints (latest and best), resume from one, and turn Ctrl-C/SIGTERM into a checkpoint."
     order = GradualUnfreezing.order + 5  # after the schedulers and the unfreezing have set up, after the Recorder logs
@@ -153,8 +174,8 @@ class Checkpointer(TrackerCallback):
 
     def _state(self, reason:str, epoch_done:bool) -> dict:
         rec = self.recorder
-        callbacks = {cb.name: {a: getattr(cb, a) for a in getattr(cb, '_checkpoint_attrs', ()) if hasattr(cb, a)}
-                     for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and getattr(cb, '_checkpoint_attrs', ())}
+        callbacks = {cb.name: {a: getattr(cb, a) for a in _run_state_attrs(cb) if hasattr(cb, a)}
+                     for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and _run_state_attrs(cb)}
         return dict(format=1, reason=reason, time=time.strftime('%Y-%m-%dT%H:%M:%S'), fingerprint=self.fingerprint,
                     epoch=int(self.epoch), batches_done=len(self.dls.train) if epoch_done else int(self.iter) + 1,
                     epoch_done=epoch_done, steps_done=self.steps_done, pct_train=float(self.pct_train),
@@ -176,6 +197,7 @@ class Checkpointer(TrackerCallback):
             save_state(dict(now=rng_state(self.dls.train), epoch_start=self.epoch_rng), tmp, 'rng')
             save_file(tensors, str(tmp/'state.safetensors'))
             (tmp/'state.json').write_text(json.dumps(skeleton, indent=1))
+        _remove_leftovers(self.path)  # a crash of an earlier save may have left its temporary or set-aside folder
         self.saved.append((reason, self.steps_done))
         return folder
 
@@ -231,6 +253,7 @@ class Checkpointer(TrackerCallback):
     # ---- resuming
     def _resume_folder(self) -> Path:
         folder = self.path/'latest' if self.resume is True else Path(self.resume)
+        if folder.name == 'latest': folder = latest_checkpoint(folder.parent) or folder
         if not (folder/'state.json').exists():
             raise CheckpointError(f"No checkpoint in {folder} (no state.json): pass the folder a Checkpointer wrote, or start without resume.")
         return folder

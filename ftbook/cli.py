@@ -18,7 +18,7 @@ from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
-from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted
+from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import TextClassificationDataLoaders, _check_columns, load_tokenizer, read_table
 from .learner import TextClassifier, _check_model_dir, classifier_learner
 from .splitter import layer_groups
@@ -103,7 +103,7 @@ def _resume_settings(resume, given:dict) -> tuple:
     "`(settings, checkpoint root, checkpoint folder)` of the run checkpointed in `resume`; `given` may not contradict them"
     resume = Path(resume)
     root = resume if (resume/'run.json').exists() else resume.parent
-    folder = resume if (resume/'state.json').exists() else resume/'latest'
+    folder = resume if (resume/'state.json').exists() else (latest_checkpoint(resume) or resume/'latest')
     if not (root/'run.json').exists() or not (folder/'state.json').exists():
         raise CheckpointError(f"{resume} holds no ftbook-finetune checkpoint (run.json and latest/state.json): pass the checkpoint folder of a run.")
     saved = json.loads((root/'run.json').read_text())
