@@ -20,7 +20,7 @@ from fastcore.script import call_parse
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
 from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import TextClassificationDataLoaders, _check_columns, load_tokenizer, read_table
-from .learner import TextClassifier, _check_model_dir, classifier_learner
+from .learner import TextClassifier, ThrottledProgressCallback, _check_model_dir, classifier_learner
 from .splitter import layer_groups
 from .schedule import STRATEGIES, ScheduleRecorder, plot_schedule, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
@@ -195,8 +195,8 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
     show = progress and rank_distrib() == 0  # under `accelerate launch`, rank 0 speaks for all
     can_freeze = recipe['gradual'] or recipe['head_only']  # DDP must then skip parameters that get no gradient
-    with learn.data_parallel(find_unused_parameters=can_freeze), (nullcontext() if show else learn.no_bar()), \
-         (nullcontext() if show else learn.no_logging()):
+    if show: cbs.append(ThrottledProgressCallback())  # fastai's bar, reading the loss twice a second rather than at every step
+    with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if show else learn.no_logging()):
         learn.fit_with_strategy(strategy, epochs, lr, recipe['decay'], cbs=cbs, every=every, until=until)
         trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
         distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None

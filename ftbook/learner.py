@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
-import json, sys, warnings
+import json, sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
 from fastai.learner import AvgSmoothLoss, Learner
 from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find to Learner
@@ -29,7 +30,7 @@ from .splitter import transformer_splitter
 
 # %% auto #0
 __all__ = ['load_classification_model', 'SequenceClassifier', 'torch_adamw', 'TorchOptimWrapper', 'classifier_learner',
-           'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit', 'TextClassifier']
+           'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit', 'ThrottledProgressCallback', 'TextClassifier']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False):
@@ -217,6 +218,20 @@ class HostReadAudit(Callback):
         "One row per place that read: the method, the file and line, the function, and the reads per training step"
         rows = [dict(read=k[0], where=k[1], function=k[2], per_step=v / max(self.steps, 1)) for k, v in self.reads.items()]
         return pd.DataFrame(rows, columns=['read', 'where', 'function', 'per_step']).sort_values('per_step', ascending=False, ignore_index=True)
+
+# %% ../nbs/03_learner.ipynb #a543827b
+class ThrottledProgressCallback(ProgressCallback):
+    "fastai's progress bar and metrics table, reading the smoothed loss for the bar at most every `every` seconds"
+    def __init__(self, every:float=0.5): # seconds between two reads of the loss (each read waits for the GPU)
+        self.every, self._shown = every, -float('inf')
+    def before_train(self):
+        super().before_train()
+        self._shown = -float('inf')  # show the first batch's loss of each epoch
+    def after_batch(self):
+        self.pbar.update(self.iter + 1)
+        now = time.monotonic()
+        if hasattr(self, 'smooth_loss') and now - self._shown >= self.every:
+            self.pbar.comment, self._shown = f'{self.smooth_loss.item():.4f}', now
 
 # %% ../nbs/03_learner.ipynb #338dae18
 class TextClassifier:
