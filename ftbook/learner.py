@@ -160,7 +160,9 @@ class DeviceSmoothLoss(AvgSmoothLoss):
     def accumulate(self, learn):
         self.count += 1
         loss = to_detach(learn.loss.mean(), cpu=False).float()  # gathered across processes in distributed training, as fastai does
-        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+        # the running value starts on the CPU (fastai's reset, or a checkpoint): move it once, without a blocking copy
+        if self.val.device != loss.device: self.val = self.val.to(loss.device, non_blocking=True)
+        self.val = torch.lerp(loss, self.val, self.beta)
 
 class SmoothLossOnDevice(Callback):
     "Use `DeviceSmoothLoss` in the `Recorder` and bring each epoch's smoothed losses to the CPU once, when its training ends"
