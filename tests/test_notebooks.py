@@ -3,7 +3,7 @@
 Cells flagged with a `tst_flags` flag from pyproject.toml (`notest`, `slow`, `cuda`) are skipped unless named in
 the FTBOOK_TEST_FLAGS environment variable (`make test-slow` sets `slow`); `cuda` cells run whenever a GPU is present.
 """
-import os
+import os, shutil, tempfile
 import pytest
 import torch
 from nbdev.config import get_config
@@ -22,7 +22,11 @@ def _flags():
 def test_there_are_notebooks(): assert len(NOTEBOOKS) >= 20, NOTEBOOKS  # 11 of the library, 9 chapters
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(CFG.nbs_path)) for p in NOTEBOOKS])
-def test_notebook(nb):
+def test_notebook(nb, tmp_path, monkeypatch):
     skip, force = _flags()
-    passed, seconds = run_notebook(nb, skip_flags=skip, force_flags=force, basepath=ROOT)
+    # the notebooks' temporary folders (checkpoints, exported models: gigabytes for some) go here, and are removed with it
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    try: passed, seconds = run_notebook(nb, skip_flags=skip, force_flags=force, basepath=ROOT)
+    finally: shutil.rmtree(tmp_path, ignore_errors=True)
     assert passed, f'{nb.name} failed after {seconds:.0f} s: its traceback is in the captured stderr above'
