@@ -79,6 +79,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ftbook.checkpoint.NonFiniteGuard._bad': ('checkpoint.html#nonfiniteguard._bad', 'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint.NonFiniteGuard._stop': ( 'checkpoint.html#nonfiniteguard._stop',
                                                                                'ftbook/checkpoint.py'),
+                                   'ftbook.checkpoint.NonFiniteGuard._where': ( 'checkpoint.html#nonfiniteguard._where',
+                                                                                'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint.NonFiniteGuard.after_fit': ( 'checkpoint.html#nonfiniteguard.after_fit',
                                                                                    'ftbook/checkpoint.py'),
                                    'ftbook.checkpoint.NonFiniteGuard.after_step': ( 'checkpoint.html#nonfiniteguard.after_step',

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.tracker import TrackerCallback
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from fastai.learner import Recorder
 from fastai.torch_core import rank_distrib
 from fastcore.basics import store_attr
@@ -129,11 +129,12 @@ def _remove_leftovers(root:Path):
         shutil.rmtree(p, ignore_errors=True)
 
 # fastai's own callbacks whose run state a resumed fit needs: the best value so far, and the epochs waited since it
-_FASTAI_RUN_STATE = {'EarlyStoppingCallback': ('best', 'wait'), 'ReduceLROnPlateau': ('best', 'wait'), 'SaveModelCallback': ('best',)}
+_FASTAI_RUN_STATE = [((EarlyStoppingCallback, ReduceLROnPlateau), ('best', 'wait')), (SaveModelCallback, ('best',))]
 
 def _run_state_attrs(cb) -> tuple:
     "The attributes of `cb` a checkpoint keeps: its own `_checkpoint_attrs`, or those of a fastai tracker"
-    return tuple(getattr(cb, '_checkpoint_attrs', ()) or _FASTAI_RUN_STATE.get(type(cb).__name__, ()))
+    if getattr(cb, '_checkpoint_attrs', ()): return tuple(cb._checkpoint_attrs)
+    return next((attrs for kinds, attrs in _FASTAI_RUN_STATE if isinstance(cb, kinds)), ())
 
 class Checkpointer(TrackerCallback):
     "Save atomic, pickle-free checkpoints (latest and best), resume from one, and turn Ctrl-C/SIGTERM into a checkpoint."
@@ -348,13 +349,16 @@ class NonFiniteGuard(Callback):
             if grads: bad = bad | ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
         return bad
 
+    def _where(self, lr:float) -> dict:
+        return dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, lr=float(lr))
+
     def before_step(self):
         loss = self.learn.loss_grad.detach().float()
         bad = self._bad(loss)
-        where = dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, lr=float(self.opt.hypers[-1]['lr']))
         if not self.deferred:
-            if bad.item(): self._stop(dict(where, loss=float(loss.mean())))
+            if bad.item(): self._stop(dict(self._where(self.opt.hypers[-1]['lr']), loss=float(loss.mean())))
             return
+        where = self._where(self.opt.opt.param_groups[-1]['lr'])  # plain Python: the step's place, should it be the faulty one
         if self._flag is None:
             self._flag, self._first_loss, self._first_step = torch.zeros_like(bad), torch.zeros_like(loss.mean()), torch.zeros_like(bad, dtype=torch.long)
         first = bad & ~self._flag  # this is the first step that was not finite

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import RandomSplitter
-from fastai.torch_core import apply, default_device
+from fastai.torch_core import apply, default_device, to_device
 from fastai.text.data import SortedDL
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
@@ -173,8 +173,8 @@ def copy_to_device(b, # a batch: a tensor, or tuples, lists or dicts of them
     "`b` on `device`; on CUDA each CPU tensor is pinned and copied with `non_blocking=True`, so the CPU does not wait for the GPU."
     device = torch.device(device)
     if device.type != 'cuda': return b  # fastai's `to_device` moves it, as before
-    def _copy(t): return t.pin_memory().to(device, non_blocking=True) if isinstance(t, torch.Tensor) and t.device.type == 'cpu' else t
-    return apply(_copy, b)
+    def _pin(t): return t.pin_memory() if isinstance(t, torch.Tensor) and t.device.type == 'cpu' else t
+    return to_device(apply(_pin, b), device, non_blocking=True)  # fastai's move, told not to wait
 
 def pin_memory_for(device, num_workers:int=0) -> bool:
     "Should a fastai `DataLoader` pin batches itself? Only on CUDA with workers: without them `AsyncDeviceCopy` pins and copies."
