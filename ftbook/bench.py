@@ -19,7 +19,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
-from .core import ConfigError, atomic_write_text, resource_path, rotten_tomatoes
+from .core import ConfigError, atomic_write_text, resolve_model, resource_path, rotten_tomatoes
 from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids
 from .learner import classifier_learner, load_classification_model, _autocast_dtype, _use_mixed_precision
 from .splitter import transformer_splitter
@@ -86,7 +86,7 @@ class Bench:
                  limit:int=None, # rows to use (None: all)
                  epochs:int=2, bs:int=32, max_len:int=128, lr:float=2e-4, seed:int=42,
                  device=None): # default: CUDA when present
-        self.model = Path(model) if model else resource_path('minilm')
+        self.model = resolve_model(model) if model else resource_path('minilm')  # a folder or a Hub id
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.epochs, self.bs, self.max_len, self.lr, self.seed = epochs, bs, max_len, lr, seed
         if data is None: df, kw = rotten_tomatoes(), dict(label_col='category', group_col='movie_name')
@@ -292,7 +292,7 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
     from transformers import AutoConfig, AutoModelForCausalLM
     from ftbook.lm import LMDataLoaders, CausalLM, smollm2_path
     from ftbook.core import hamlet_text
-    model = Path(model) if model else smollm2_path()
+    model = resolve_model(model) if model else smollm2_path()  # a folder or a Hub id
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     text = text or hamlet_text()
     def fresh():

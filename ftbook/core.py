@@ -13,7 +13,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['RESOURCES', 'FtbookError', 'ResourceNotFoundError', 'DataError', 'ModelError', 'ConfigError', 'Resource',
-           'resource_path', 'rotten_tomatoes', 'hamlet_text', 'atomic_dir', 'atomic_write_text']
+           'resource_path', 'rotten_tomatoes', 'hamlet_text', 'atomic_dir', 'atomic_write_text', 'resolve_model',
+           'add_to_hub_cache']
 
 # %% ../nbs/00_core.ipynb #cede8736
 class FtbookError(Exception):
@@ -122,3 +123,73 @@ def atomic_write_text(path, # the file to write
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+# %% ../nbs/00_core.ipynb #97f8ec53
+_MODEL_FILES = ['*.json', '*.safetensors', '*.txt', '*.model', '*.tiktoken', 'tokenizer*']  # never pickles (*.bin, *.pt)
+
+def _hub_id(model) -> tuple:
+    "`(repo_id, revision)` if `model` reads as a Hub id ('org/name' or 'name', optionally '@revision'), else None"
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    repo_id, _, revision = str(model).partition('@')
+    try: validate_repo_id(repo_id)
+    except HFValidationError: return None
+    return repo_id, revision or None
+
+def resolve_model(model, # a local model folder, or a Hub id: 'org/name', optionally 'org/name@revision'
+                  cache_dir=None, # Hugging Face cache (default: huggingface_hub's, from HF_HUB_CACHE or HF_HOME)
+                  trust_remote_code:bool=False, # also fetch the model's own Python files (only for a model you trust)
+                 ) -> Path:
+    "The local folder of `model`: the folder itself, or the Hub id's snapshot in the Hugging Face cache (fetched unless offline)."
+    if Path(model).exists(): return Path(model)
+    hub = _hub_id(model)
+    if hub is None:
+        raise ModelError(f"Model folder {model} does not exist: pass a folder written by save_pretrained, "
+                         f"or a Hub id such as sentence-transformers/all-MiniLM-L6-v2.")
+    repo_id, revision = hub
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    cache = cache_dir or constants.HF_HUB_CACHE
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                      allow_patterns=_MODEL_FILES + (['*.py'] if trust_remote_code else [])))
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise ModelError(f"{model} is neither a model folder nor in the Hugging Face cache at {cache}, and HF_HUB_OFFLINE is set: "
+                             f"download it once online (`hf download {repo_id}`), point HF_HOME or HF_HUB_CACHE at a cache that has it, "
+                             f"or pass a local folder.") from None
+        raise ModelError(f"Cannot reach the Hugging Face Hub for {model} and it is not in the cache at {cache}: "
+                         f"check the connection, or pass a local folder.") from None
+    except RevisionNotFoundError:
+        raise ModelError(f"{repo_id} has no revision {revision!r}: pass a branch, tag or commit that exists.") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"{model} is neither a local folder nor a model on the Hugging Face Hub (or it is private): "
+                         f"check the name, or log in with `hf auth login`.") from None
+    except HfHubHTTPError as e:
+        raise ModelError(f"The Hugging Face Hub refused {model} ({str(e).splitlines()[0][:120]}): check the id and your access.") from None
+
+# %% ../nbs/00_core.ipynb #ba7ec274
+def add_to_hub_cache(folder, # a model folder (config, weights, tokenizer files)
+                     repo_id:str, # the Hub id to file it under, e.g. 'sentence-transformers/all-MiniLM-L6-v2'
+                     cache_dir=None, # Hugging Face cache (default: huggingface_hub's)
+                     revision:str='main', # the branch or tag `refs/` points at the snapshot
+                    ) -> Path:
+    "File `folder` in the Hugging Face cache as `repo_id`, in huggingface_hub's own layout; returns the snapshot folder."
+    import hashlib
+    from huggingface_hub import constants
+    folder = Path(folder)
+    if not folder.is_dir(): raise ModelError(f"Model folder {folder} does not exist: pass a folder written by save_pretrained.")
+    if _hub_id(repo_id) is None: raise ConfigError(f"{repo_id!r} is not a Hub id: use the form org/name.")
+    files = sorted(p for p in folder.rglob('*') if p.is_file())
+    digest = hashlib.sha1()
+    for f in files: digest.update(f.relative_to(folder).as_posix().encode() + str(f.stat().st_size).encode())
+    commit = digest.hexdigest()
+    repo = Path(cache_dir or constants.HF_HUB_CACHE)/f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo/'snapshots'/commit
+    for f in files:
+        target = snapshot/f.relative_to(folder)
+        if target.exists(): continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try: os.link(f, target)
+        except OSError: shutil.copy2(f, target)
+    atomic_write_text(repo/'refs'/revision, commit)
+    return snapshot

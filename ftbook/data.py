@@ -17,7 +17,7 @@ from fastai.text.data import SortedDL
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 
-from .core import ConfigError, DataError, ModelError, rotten_tomatoes, resource_path
+from .core import ConfigError, DataError, ModelError, resolve_model, rotten_tomatoes, resource_path
 
 # %% auto #0
 __all__ = ['read_table', 'DataWarning', 'clean_texts', 'split_rows', 'load_tokenizer', 'model_max_length', 'tokenize_texts',
@@ -120,10 +120,11 @@ def split_rows(df:pd.DataFrame, # cleaned data, as returned by `clean_texts`
     return np.sort(train), np.sort(valid)
 
 # %% ../nbs/01_data.ipynb #6bbdb31c
-def load_tokenizer(model_path, # a local model folder (or a hub name where a hub is reachable)
+def load_tokenizer(model_path, # a local model folder, or a Hub id (see `resolve_model`)
                   ):
     "The fast tokenizer of the model at `model_path`, with a padding token."
     from transformers import AutoTokenizer
+    model_path = resolve_model(model_path)
     try: tok = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)  # never run a folder's own code
     except (OSError, ValueError) as e:
         raise ModelError(f"Cannot load a tokenizer from {model_path}: pass a transformers model folder "

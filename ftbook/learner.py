@@ -24,7 +24,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 
 from safetensors import SafetensorError, safe_open
-from .core import DataError, ModelError, atomic_dir, resource_path
+from .core import DataError, ModelError, atomic_dir, resolve_model, resource_path
 from .data import TextClassificationDataLoaders, _label_str, load_tokenizer, pad_ids, tokenize_texts
 from .splitter import transformer_splitter
 
@@ -33,9 +33,10 @@ __all__ = ['load_classification_model', 'SequenceClassifier', 'torch_adamw', 'To
            'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit', 'ThrottledProgressCallback', 'TextClassifier']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
-def _check_model_dir(path, adapters_ok:bool=False):
-    path = Path(path)
-    if not path.is_dir(): raise ModelError(f"Model folder {path} does not exist: pass a folder written by save_pretrained.")
+def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
+    "The local folder of `path` (a folder or a Hub id, see `resolve_model`), checked to hold a model"
+    path = resolve_model(path, trust_remote_code=trust_remote_code)
+    if not path.is_dir(): raise ModelError(f"Model folder {path} is a file: pass a folder written by save_pretrained.")
     if adapters_ok and (path/'adapter_config.json').exists(): return path
     if not (path/'config.json').exists():
         raise ModelError(f"{path} is not a transformers model folder (no config.json): pass a folder written by save_pretrained.")
@@ -55,7 +56,7 @@ def _check_safe_weights(path:Path):
         except (SafetensorError, OSError) as e:
             raise ModelError(f"{f} is damaged ({str(e).splitlines()[0][:80]}): export or copy the model again.") from None
 
-def load_classification_model(model_path, # a local transformers model folder
+def load_classification_model(model_path, # a local transformers model folder, or a Hub id (see `resolve_model`)
                               labels:list, # label names, in class-index order
                               trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
                               pad_token_id:int=None, # padding id to record in the config (decoders have none)
@@ -63,7 +64,7 @@ def load_classification_model(model_path, # a local transformers model folder
                              ) -> nn.Module:
     "An `AutoModelForSequenceClassification` from `model_path` with a head for `labels`."
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    path = _check_model_dir(model_path)
+    path = _check_model_dir(model_path, trust_remote_code=trust_remote_code)
     id2label = {i: str(l) for i, l in enumerate(labels)}
     kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()},
               trust_remote_code=trust_remote_code)
@@ -78,7 +79,12 @@ def load_classification_model(model_path, # a local transformers model folder
         raise ModelError(f"Cannot load a sequence-classification model from {path} ({str(e).splitlines()[0][:200]}): "
                          f"pass a transformers model folder.") from e
     if model.config.pad_token_id is None and pad_token_id is not None: model.config.pad_token_id = pad_token_id
+    _remember_hub_id(model, model_path)
     return model
+
+def _remember_hub_id(model:nn.Module, model_path):
+    "Record a Hub id, not this machine's cache path, as the model's origin (peft writes it into adapter exports)"
+    if not Path(model_path).exists(): model.name_or_path = model.config._name_or_path = str(model_path)
 
 # %% ../nbs/03_learner.ipynb #af80f753
 class SequenceClassifier(nn.Module):
@@ -252,7 +258,7 @@ class TextClassifier:
                         trust_remote_code:bool=False):
         "Load an exported classifier for inference."
         from transformers import AutoModelForSequenceClassification
-        path = _check_model_dir(path, adapters_ok=True)
+        path = _check_model_dir(path, adapters_ok=True, trust_remote_code=trust_remote_code)
         meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
         _check_safe_weights(path)
         try:
@@ -318,11 +324,19 @@ def predict_texts(self:Learner, texts, # texts to classify
 
 # %% ../nbs/03_learner.ipynb #904bc9e9
 def _load_adapter_classifier(path, meta:dict, trust_remote_code:bool=False):
-    "A classifier saved as LoRA adapters alone: peft loads the base model the adapters name, then the adapters and head"
-    from peft import AutoPeftModelForSequenceClassification
+    "A classifier saved as LoRA adapters alone: the base model the adapters name (a folder or a Hub id), then peft adds the adapters and head"
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+    base = json.loads((path/'adapter_config.json').read_text()).get('base_model_name_or_path')
+    if not base: raise ModelError(f"{path}/adapter_config.json names no base model: export the adapters again with ftbook or peft.")
+    base_dir = _check_model_dir(base, trust_remote_code=trust_remote_code)
+    _check_safe_weights(base_dir)
     labels = meta.get('labels')
     kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}) if labels else {}
-    return AutoPeftModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the base has no classifier yet: peft loads the trained one
+        model = AutoModelForSequenceClassification.from_pretrained(base_dir, trust_remote_code=trust_remote_code, use_safetensors=True, **kw)
+    return PeftModel.from_pretrained(model, path)
 
 def _model_to_save(hf_model, merge:bool):
     "What `save_pretrained` is called on: a plain model, or for a peft model its adapters (merge=False) or a merged copy"

@@ -20,6 +20,7 @@ from fastai.torch_core import default_device
 from fastcore.basics import patch, store_attr
 
 from .core import ConfigError, DataError, ModelError, atomic_dir, resource_path
+from .learner import _remember_hub_id
 from .data import AsyncDeviceCopy, load_tokenizer, pin_memory_for
 from .learner import SmoothLossOnDevice, _check_model_dir, _use_mixed_precision, _default_opt_func
 from .splitter import transformer_splitter
@@ -130,15 +131,17 @@ class CausalLM(nn.Module):
     def forward(self, input_ids):
         return self.hf_model(input_ids=input_ids, use_cache=False).logits
 
-def load_causal_lm(model_path, # a local transformers model folder
+def load_causal_lm(model_path, # a local transformers model folder, or a Hub id (see `resolve_model`)
                    trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
                   ) -> nn.Module:
-    "An `AutoModelForCausalLM` in float32 from a local folder."
+    "An `AutoModelForCausalLM` in float32 from a local folder or a Hub id."
     from transformers import AutoModelForCausalLM
-    path = _check_model_dir(model_path)
-    try: return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    path = _check_model_dir(model_path, trust_remote_code=trust_remote_code)
+    try: model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"Cannot load a causal LM from {path} ({str(e).splitlines()[0][:200]}): pass a transformers model folder.") from e
+    _remember_hub_id(model, model_path)
+    return model
 
 def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
                model_path=None, # model folder (default: the bundled SmolLM2-135M, converted and cached)

@@ -11,7 +11,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope='session')
 def root(): return ROOT
 
-def run_cli(name, *args, timeout=900, cwd=None):
-    "Run console script `name` of this environment in a subprocess; return the CompletedProcess."
-    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore')
+def run_cli(name, *args, timeout=900, cwd=None, env=None):
+    "Run console script `name` of this environment in a subprocess (with `env` added to the environment); return the CompletedProcess."
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore', **(env or {}))
     return subprocess.run([str(BIN/name), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
