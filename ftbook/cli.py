@@ -5,11 +5,13 @@
 # %% ../nbs/09_cli.ipynb #d5545090
 from __future__ import annotations
 import inspect, json, os, sys, time, warnings
+from dataclasses import asdict
 # fastai's layers module calls torch.jit.script at import, which torch >= 2.10 deprecates; keep it off our commands' output
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 import resource
 from fastai.callback.core import Callback
@@ -22,7 +24,7 @@ from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, Numerical
 from .data import TextClassificationDataLoaders, _check_columns, load_tokenizer, read_table
 from .learner import TextClassifier, ThrottledProgressCallback, _check_model_dir, classifier_learner
 from .splitter import layer_groups
-from .schedule import STRATEGIES, ScheduleRecorder, plot_schedule, strategy_settings
+from .schedule import STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
@@ -36,14 +38,16 @@ class TrainingReport(Callback):
     _checkpoint_attrs = ('epochs', 'peak_lr', 'groups_at_start')  # what a checkpoint keeps of a run in progress
 
     def before_fit(self):
-        names = [n for n, _ in layer_groups(self.model)]
-        self.groups = names if len(names) == len(self.opt.param_lists) else [f'group {i}' for i in range(len(self.opt.param_lists))]
+        self.unfreezing = next((cb for cb in self.learn.cbs if isinstance(cb, GradualUnfreezing)), None)
+        self.groups = group_names(self.learn)  # layer_groups' names where they are the learner's groups
         self.epochs = []
 
     def before_epoch(self): self.peak_lr, self.start = [0.0] * len(self.opt.hypers), time.perf_counter()
     def after_batch(self):
         if not self.training: return
-        self.peak_lr = [max(p, h['lr']) for p, h in zip(self.peak_lr, self.opt.hypers)]
+        # the recipe's rate of each group: the schedule's, scaled to a phase's own peak rate where one was given (warm-up left out)
+        scale = getattr(self.unfreezing, 'lr_scale', None) or {}
+        self.peak_lr = [max(p, h['lr'] * scale.get(i, 1.0)) for i, (p, h) in enumerate(zip(self.peak_lr, self.opt.hypers))]
         if self.iter == 0: self.groups_at_start = self._trainable_groups()
 
     def _trainable_groups(self): return [any(p.requires_grad for p in ps) for ps in self.opt.param_lists]
@@ -60,8 +64,11 @@ class TrainingReport(Callback):
         self.epochs.append(row)
 
     def as_dict(self) -> dict:
-        "The report as plain JSON-ready data."
-        return dict(groups=self.groups, epochs=self.epochs)
+        "The report as plain JSON-ready data; with gradual unfreezing, each thaw: what it was (phase), the step asked for and taken, and the groups"
+        out = dict(groups=self.groups, epochs=self.epochs)
+        if self.unfreezing is not None and getattr(self.unfreezing, 'thaw_log', None) is not None:
+            out['thaws'] = [dict(e, groups=[self.groups[g] for g in e['groups']]) for e in self.unfreezing.thaw_log]
+        return out
 
 # %% ../nbs/09_cli.ipynb #84196820
 DEFAULT_OUT = 'models/ftbook-classifier'
@@ -91,7 +98,14 @@ def _check_writable(path:Path, what:str):
         raise ConfigError(f"Cannot write the {what} {path}: choose a location you have write access to.")
 
 _RUN_SETTINGS = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr',
-                'bs', 'max_len', 'limit', 'seed', 'valid_pct')  # what decides a run's course: a resumed run reuses them
+                'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'schedule')  # what decides a run's course: a resumed run reuses them
+
+def _schedule_setting(schedule, strategy:str='gradual', unfreeze='spread', until:float=0.5) -> list:
+    "The phases of `schedule` (a file or a list) as plain dicts for run.json and the report, checked on their own; None without one"
+    if schedule is None: return None
+    if unfreeze not in (None, 'spread') or until != 0.5: raise ConfigError("--schedule replaces --unfreeze and --until: pass one or the other.")
+    if strategy == 'last': raise ConfigError("Strategy 'last' trains the head alone, which contradicts --schedule: drop one of them.")
+    return [{k: v for k, v in asdict(p).items() if v is not None} for p in read_phases(schedule)]
 
 def _data_setting(data):
     "How run.json records the data: a resolved path, None for the bundled task, or '<in memory>' (pass it again to resume)"
@@ -116,9 +130,15 @@ def _resume_settings(resume, given:dict) -> tuple:
                 saved['data'] = value
                 continue
             value = _data_setting(value)
-        if value != defaults[k] and value != saved[k]:
+        if k == 'schedule' and value is not None: value = _schedule_setting(value)
+        if value != defaults[k] and value != saved.get(k):
             raise ConfigError(f"{k} is {value!r} but the run being resumed used {saved[k]!r}: leave {k} out to resume, or start a new run.")
     return saved, root, folder
+
+def _first_trainable(recorder:ScheduleRecorder, names:list) -> dict:
+    "Per group, the first optimizer step at which it was trainable (None: never), as `ScheduleRecorder` saw the run"
+    on = np.array(recorder.trainable, dtype=bool).reshape(-1, len(names))
+    return {n: (int(on[:, i].argmax()) if on[:, i].any() else None) for i, n in enumerate(names)}
 
 def _unfreeze_every(unfreeze):
     "`GradualUnfreezing.every` from the command line's --unfreeze value"
@@ -136,7 +156,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
              text_col:str=None, # column of texts (default: 'text')
              label_col:str=None, # column of labels (default: 'label'; 'category' for the bundled task)
              group_col:str=None, # keep each group on one side of the split (default: 'movie_name' for the bundled task)
-             model=None, # local transformers model folder (default: the bundled all-MiniLM-L6-v2)
+             model=None, # model folder or Hub id, optionally id@revision (default: the bundled all-MiniLM-L6-v2)
              strategy:str='gradual', # a recipe of `STRATEGIES`: full, scratch, last, discr, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr
              decay:float=None, # per-group rate multiplier of discriminative strategies (default 0.8; ulmfit 1/2.6)
              unfreeze='spread', # gradual strategies: 'spread' (thaws spread over `until`), 'epoch' (one group per epoch) or steps
@@ -156,14 +176,16 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
              save_every:int=None, # also checkpoint every this many optimizer steps (default: every epoch only)
              monitor:str='valid_loss', # what the `best/` checkpoint is best at: valid_loss, accuracy or f1_score
              resume=None, # continue the run whose checkpoints are in this folder (its settings are reused)
+             schedule=None, # explicit unfreezing phases: a YAML/JSON file or a list (see `read_phases`); replaces unfreeze/until
             ):
     "Fine-tune a sequence classifier end to end; returns `(learner, report dict)`."
     if resume is not None:
         run_settings, checkpoints, resume = _resume_settings(resume, locals())
-        data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct = \
-            (run_settings[k] for k in _RUN_SETTINGS)
+        data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct, schedule = \
+            (run_settings.get(k) for k in _RUN_SETTINGS)
     data_setting = _data_setting(data)
     recipe = strategy_settings(strategy, decay)
+    phases = _schedule_setting(schedule, strategy, unfreeze, until)  # checked on its own now, against the model below
     lr = recipe['default_lr'] if lr is None else lr
     _check_options(epochs, lr, bs, max_len, limit, valid_pct)
     _check_checkpointing(monitor, save_every)
@@ -174,30 +196,34 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if checkpoints is None and out is not None and resume is None: checkpoints = out.with_name(out.name + '-checkpoints')
     checkpoints = Path(checkpoints) if checkpoints not in (None, False) else None
     if checkpoints is not None: _check_writable(checkpoints, 'checkpoint folder')
-    model = _check_model_dir(resource_path('minilm') if model is None else model)
+    model = model or str(resource_path('minilm'))  # a folder or a Hub id, recorded as given
+    model_dir = _check_model_dir(model)
     if data is None:
         data, text_col, label_col = rotten_tomatoes(), text_col or 'text', label_col or 'category'
         group_col = group_col or 'movie_name'
     text_col, label_col = text_col or 'text', label_col or 'label'
     start = time.time()
     set_seed(seed, reproducible=True)
-    dls = TextClassificationDataLoaders.from_source(data, load_tokenizer(model), text_col, label_col, group_col,
+    dls = TextClassificationDataLoaders.from_source(data, load_tokenizer(model_dir), text_col, label_col, group_col,
                                                     valid_pct=valid_pct, seed=seed, limit=limit, bs=bs, max_len=max_len)
     learn = classifier_learner(dls, model, pretrained=recipe['pretrained'])
+    if phases is not None:  # before anything is written: a schedule that cannot work on this model stops here
+        if recipe['lora']: learn.add_lora()  # the phases may name the adapters
+        GradualUnfreezing(phases=phases).check(learn, epochs)
     report_cb, schedule_cb = TrainingReport(), ScheduleRecorder()
     cbs = [report_cb, schedule_cb, NonFiniteGuard()]
     if checkpoints is not None:
         settings = dict(data=data_setting, text_col=text_col, label_col=label_col, group_col=group_col, model=str(model),
                         strategy=strategy, decay=decay, unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs,
-                        max_len=max_len, limit=limit, seed=seed, valid_pct=valid_pct)
+                        max_len=max_len, limit=limit, seed=seed, valid_pct=valid_pct, schedule=phases)
         if rank_distrib() == 0: atomic_write_text(checkpoints/'run.json', json.dumps(settings, indent=1))
         cbs.append(checkpointer := Checkpointer(checkpoints, monitor=monitor, every=save_every, resume=resume or False))
     if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
     show = progress and rank_distrib() == 0  # under `accelerate launch`, rank 0 speaks for all
-    can_freeze = recipe['gradual'] or recipe['head_only']  # DDP must then skip parameters that get no gradient
+    can_freeze = recipe['gradual'] or recipe['head_only'] or phases is not None  # DDP must then skip parameters that get no gradient
     if show: cbs.append(ThrottledProgressCallback())  # fastai's bar, reading the loss twice a second rather than at every step
     with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if show else learn.no_logging()):
-        learn.fit_with_strategy(strategy, epochs, lr, recipe['decay'], cbs=cbs, every=every, until=until)
+        learn.fit_with_strategy(strategy, epochs, lr, recipe['decay'], cbs=cbs, every=every, until=until, phases=phases)
         trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
         distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None
     # set after fit: fastai deletes `learn.<callback name>` when it removes the callback
@@ -207,7 +233,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
         with learn.no_bar(), learn.no_logging(): valid_loss, accuracy, f1 = learn.validate()
     result = dict(learn.training_report.as_dict(), final=dict(valid_loss=float(valid_loss), accuracy=float(accuracy),
                   f1_score=float(f1)), n_train=len(dls.train_df), n_valid=len(dls.valid_df), labels=list(dls.vocab),
-                  peak_memory_mb=peak_memory_mb(dls.device), strategy=recipe,
+                  peak_memory_mb=peak_memory_mb(dls.device), strategy=recipe, first_trainable_step=_first_trainable(schedule_cb, report_cb.groups),
                   settings=dict(model=str(model), strategy=strategy, decay=recipe['decay'], unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs, max_len=max_len, limit=limit, seed=seed,
                                 valid_pct=valid_pct, text_col=text_col, label_col=label_col, group_col=group_col,
                                 precision=learn.precision, device=str(dls.device)),
@@ -251,7 +277,7 @@ def ftbook_finetune(
     text_col:str=None, # column of texts (default: text)
     label_col:str=None, # column of labels (default: label; category for the bundled task)
     group_col:str=None, # column whose groups never straddle the split (default: movie_name for the bundled task)
-    model:str=None, # local transformers model folder (default: the bundled all-MiniLM-L6-v2)
+    model:str=None, # model folder or Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2[@revision] (default: the bundled all-MiniLM-L6-v2)
     strategy:str='gradual', # recipe: full, scratch, last, discr, freeze, gradual (default), gradual-stlr, ulmfit, lora, lora-discr
     decay:float=None, # per-group learning-rate multiplier of discriminative strategies (default 0.8; ulmfit 1/2.6)
     unfreeze:str='spread', # gradual strategies: spread (thaws over --until of training), epoch (one group per epoch), or N steps
@@ -272,13 +298,15 @@ def ftbook_finetune(
     save_every:int=None, # also checkpoint every N optimizer steps (default: after every epoch only)
     monitor:str='valid_loss', # what the best/ checkpoint is best at: valid_loss, accuracy or f1_score
     resume:str=None, # continue an interrupted run from its checkpoint folder (its settings are reused)
+    schedule:str=None, # YAML/JSON file of unfreezing phases (which groups thaw when, at what rate); replaces --unfreeze/--until
 ):
     "Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130."
     with _cli_errors('ftbook-finetune'):
         if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
         learn, rep = finetune(data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr,
                               bs, max_len, limit, seed, valid_pct, None if no_save else out, report, merge=not adapters_only,
-                              checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume)
+                              checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume,
+                              schedule=schedule)
         if rank_distrib() != 0: return  # under `accelerate launch`, rank 0 reports
         f = rep['final']
         if 'distributed' in rep: print(f"Trained in {rep['distributed']['world_size']} processes.")
@@ -300,7 +328,7 @@ def _read_texts(data, text_col:str, label_col:str=None) -> tuple:
 
 @call_parse
 def ftbook_predict(
-    model_dir:str, # folder written by ftbook-finetune (or any transformers sequence classifier)
+    model_dir:str, # folder written by ftbook-finetune, or a Hub id (any transformers sequence classifier)
     *texts:str, # texts to classify
     json_lines:bool=False, # print one JSON object per text instead of a table
     data:str=None, # CSV/TSV/JSONL file whose texts to classify too

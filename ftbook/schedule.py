@@ -4,6 +4,10 @@
 
 # %% ../nbs/04_schedule.ipynb #b708de5c
 from __future__ import annotations
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,12 +17,13 @@ from fastai.learner import Learner
 from fastcore.basics import patch, store_attr
 from fastcore.foundation import L
 
-from .core import ConfigError
+from .core import ConfigError, FtbookError
+from .splitter import layer_groups
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'DEFAULT_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs', 'SchedSTLR', 'thaw_steps',
-           'warmup_factor', 'norm_params', 'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule',
-           'strategy_settings', 'simulate_schedule', 'schedule_explorer']
+           'warmup_factor', 'norm_params', 'group_names', 'Phase', 'read_phases', 'ThawEvent', 'GradualUnfreezing',
+           'ScheduleRecorder', 'plot_schedule', 'strategy_settings', 'simulate_schedule', 'schedule_explorer']
 
 # %% ../nbs/04_schedule.ipynb #4bc717d4
 def discriminative_lrs(lr:float, # learning rate of the top group (the head)
@@ -97,73 +102,250 @@ def norm_params(model:nn.Module) -> list:
     "Parameters of the model's normalisation layers (any module whose class name contains 'Norm')."
     return [p for m in model.modules() if 'norm' in type(m).__name__.lower() for p in m.parameters(recurse=False)]
 
+# %% ../nbs/04_schedule.ipynb #79392b75
+def group_names(learn:Learner) -> list:
+    "Names of the learner's parameter groups: `layer_groups`' names where its groups are those, else 'group 0', 'group 1', ..."
+    if learn.opt is None: learn.create_opt()
+    groups = learn.opt.param_lists
+    try:
+        named = layer_groups(learn.model)
+        params = dict(learn.model.named_parameters())
+        if len(named) == len(groups) and all({id(params[n]) for n in ns} == {id(p) for p in ps} for (_, ns), ps in zip(named, groups)):
+            return [g for g, _ in named]
+    except FtbookError: pass
+    return [f'group {i}' for i in range(len(groups))]
+
+_WHEN = ('step', 'epoch', 'fraction')
+_PHASE_KEYS = ('groups', 'params') + _WHEN + ('lr',)
+
+@dataclass
+class Phase:
+    "One phase of an explicit unfreezing schedule: what it thaws, when, and optionally the peak rate of the groups it thaws."
+    groups:list=None # group names or indices (negative counts from the top: -1 is the head)
+    params:list=None # regular expressions over parameter names (`re.search`): thaw just the parameters they match
+    step:int=None # when: the optimizer step (0: from the start)
+    epoch:float=None # ... or the epoch (1: the start of the second epoch; fractions allowed)
+    fraction:float=None # ... or the fraction of training done (0.5: half-way)
+    lr:float=None # peak learning rate of the groups this phase thaws (default: the recipe's rate for each)
+
+    def __post_init__(self):
+        if isinstance(self.groups, (str, int)): self.groups = [self.groups]
+        if isinstance(self.params, str): self.params = [self.params]
+
+    @property
+    def when(self) -> str:
+        "How the phase gave its time, for messages: ' (epoch 1)', ' (fraction 0.5)', or '' for a step"
+        return next((f' ({k} {getattr(self, k)})' for k in ('epoch', 'fraction') if getattr(self, k) is not None), '')
+
+def _check_phase(i:int, raw) -> Phase:
+    "A `Phase` from one entry of a schedule (a dict or a `Phase`), or a `ConfigError` naming what is wrong with phase `i`"
+    name = f"Phase {i + 1}"
+    if isinstance(raw, Phase): raw = {k: v for k, v in asdict(raw).items() if v is not None}
+    if not isinstance(raw, dict): raise ConfigError(f"{name} is {raw!r}: write each phase as a mapping such as {{groups: [head], epoch: 0}}.")
+    unknown = [k for k in raw if k not in _PHASE_KEYS]
+    if unknown: raise ConfigError(f"{name} has an unknown key {unknown[0]!r}: use groups or params, one of step, epoch or fraction, and optionally lr.")
+    p = Phase(**raw)
+    if (p.groups is None) == (p.params is None): raise ConfigError(f"{name} must name what it thaws with groups or with params (one of the two).")
+    if not (p.groups or p.params): raise ConfigError(f"{name} lists no groups or patterns: name at least one.")
+    times = [k for k in _WHEN if getattr(p, k) is not None]
+    if len(times) > 1: raise ConfigError(f"{name} gives both {times[0]} and {times[1]}: give one time.")
+    for k in times:
+        v = getattr(p, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (k == 'step' and v != int(v)) or (k == 'fraction' and v > 1):
+            raise ConfigError(f"{name} has {k} {v!r}: use " + dict(step='a whole number of steps, 0 or more.', epoch='a number of epochs, 0 or more.',
+                                                                    fraction='a fraction of training between 0 and 1.')[k])
+    if p.lr is not None and (isinstance(p.lr, bool) or not isinstance(p.lr, (int, float)) or not p.lr > 0):
+        raise ConfigError(f"{name} has lr {p.lr!r}: use a positive learning rate, e.g. 1e-4.")
+    for g in p.groups or []:
+        if isinstance(g, bool) or not isinstance(g, (str, int)): raise ConfigError(f"{name} names group {g!r}: use a group name or an index.")
+    for pattern in p.params or []:
+        try: re.compile(pattern)
+        except (re.error, TypeError) as e: raise ConfigError(f"{name}'s pattern {pattern!r} is not a regular expression ({e}): fix it.") from None
+    return p
+
+def read_phases(source, # a list of phases (dicts or `Phase`s), {'phases': [...]}, or a YAML/JSON file holding either
+               ) -> list:
+    "The phases of an explicit unfreezing schedule as `Phase`s, each checked on its own (`GradualUnfreezing` checks them against the model)."
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file(): raise ConfigError(f"Schedule file {path} does not exist: check the path.")
+        import yaml  # YAML is a superset of JSON: one reader for both
+        try: source = yaml.safe_load(path.read_text(encoding='utf-8'))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            where = getattr(e, 'problem_mark', None)
+            raise ConfigError(f"Schedule file {path} is not valid YAML or JSON{f' (line {where.line + 1})' if where else ''}: fix its syntax.") from None
+    if isinstance(source, dict) and set(source) == {'phases'}: source = source['phases']
+    if not isinstance(source, (list, tuple)) or not source:
+        raise ConfigError("The schedule has no phases: give a list such as [{groups: [head]}, {groups: [-2, -3], epoch: 1}].")
+    return [_check_phase(i, p) for i, p in enumerate(source)]
+
+@dataclass
+class ThawEvent:
+    "What one thaw does at training step `step`: the parameters (by id) it makes trainable, the groups they are in, their peak rate"
+    step:int; params:frozenset; groups:tuple; lr:float=None; label:str=''
+
+def _phase_events(phases:list, # `Phase`s, from `read_phases`
+                  names:list, # the group names, bottom first
+                  param_names:list, # per group, the names of its parameters
+                  param_ids:list, # per group, the ids of its parameters (the same order)
+                  total_steps:int, steps_per_epoch:int,
+                  locked:set=frozenset(), # ids of parameters that never thaw (frozen by someone else, e.g. peft)
+                 ) -> list:
+    "`ThawEvent`s of `phases` on a model with these groups, or a `ConfigError` for the first phase that cannot work"
+    n, events, thawed, rate_of = len(names), [], set(), {}
+    for i, p in enumerate(phases):
+        name = f"Phase {i + 1}"
+        step = (p.step if p.step is not None else round(p.epoch * steps_per_epoch) if p.epoch is not None
+                else round(p.fraction * total_steps) if p.fraction is not None else 0)
+        if step >= total_steps:
+            raise ConfigError(f"{name} starts at step {step}{p.when}, but training has only {total_steps} steps "
+                              f"({total_steps // steps_per_epoch} epochs of {steps_per_epoch}): start it earlier or train longer.")
+        if events and step < events[-1].step:
+            raise ConfigError(f"{name} starts at step {step}{p.when}, before phase {i} (step {events[-1].step}): list the phases in the order they start.")
+        if i == 0 and step > 0:
+            raise ConfigError(f"Phase 1 starts at step {step}{p.when}, so nothing would train before it: let the first phase start at step 0.")
+        chosen = {}  # group index -> ids of its parameters that this phase names
+        for g in p.groups or []:
+            if isinstance(g, int):
+                if not -n <= g < n: raise ConfigError(f"{name} names group {g}, but the model has {n} groups: use 0 to {n - 1}, or -1 for the top.")
+                chosen[g % n] = set(param_ids[g % n])
+            elif g in names: chosen[names.index(g)] = set(param_ids[names.index(g)])
+            else: raise ConfigError(f"{name} names group {g!r}, which this model does not have: choose from {', '.join(names)} (or an index).")
+        for pattern in p.params or []:
+            hits = {(gi, pid) for gi in range(n) for pname, pid in zip(param_names[gi], param_ids[gi]) if re.search(pattern, pname)}
+            if not hits: raise ConfigError(f"{name}'s pattern {pattern!r} matches no parameter name: check it against the model's `named_parameters()`.")
+            for gi, pid in hits: chosen.setdefault(gi, set()).add(pid)
+        new = {pid for ids in chosen.values() for pid in ids} - thawed - set(locked)
+        if not new: raise ConfigError(f"{name} thaws nothing that is not already trainable (or locked, like LoRA's base weights): "
+                                      f"name other groups or parameters, or drop the phase.")
+        groups = tuple(sorted(gi for gi, ids in chosen.items() if ids & new))
+        if p.lr is not None:
+            for gi in groups:
+                if rate_of.get(gi, p.lr) != p.lr:
+                    raise ConfigError(f"{name} sets the rate of group {names[gi]} to {p.lr}, but an earlier phase set {rate_of[gi]}: give each group one rate.")
+                rate_of[gi] = p.lr
+        thawed |= new
+        events.append(ThawEvent(step, frozenset(new), groups, p.lr, f"phase {i + 1}"))
+    return events
+
 # %% ../nbs/04_schedule.ipynb #0edf1e92
 class GradualUnfreezing(Callback):
-    "Train the top `start` groups first, then thaw one more group at a time, top down, inside one `fit`."
+    "Thaw parameter groups inside one `fit`: top down one at a time (ULMFiT), or by an explicit list of `phases`."
     order = ParamScheduler.order + 5
-    _checkpoint_attrs = ('n_trainable', 'thawed_at')  # the unfreezing stage: what a `Checkpointer` keeps
+    _checkpoint_attrs = ('n_done', 'thawed_at', 'thaw_log')  # the unfreezing stage: what a `Checkpointer` keeps
     def __init__(self, start:int=1, # groups trainable at the start, counted from the top (1: the head only)
                  every=None, # 'epoch' (ULMFiT), a number of steps, 'never', or None: spread the thaws over `until`
                  until:float=0.5, # with `every=None`: fraction of training by which all groups train
                  warmup:int=None, # steps over which a thawed group's rate ramps up (default: 10% of an epoch)
                  train_norms:bool=False, # train norm layers in frozen groups too (fastai's train_bn for LayerNorm/RMSNorm)?
                  clear_state:bool=False, # clear all optimizer state at each thaw, as fastai's freeze_to does?
+                 phases=None, # an explicit schedule instead of start/every/until: `Phase`s, dicts, or a YAML/JSON file (see `read_phases`)
                 ):
+        if phases is not None:
+            if start != 1 or every is not None: raise ConfigError("phases replace start and every: pass the phases alone.")
+            phases = read_phases(phases)
         store_attr()
+
+    def group_names(self) -> list: return group_names(self.learn)
+
+    def thaw_events(self, total_steps:int, steps_per_epoch:int) -> list:
+        "The `ThawEvent`s of this fit, in order; the first, at step 0, says what trains from the start"
+        groups, n = self.opt.param_lists, len(self.opt.param_lists)
+        ids = [[id(p) for p in ps] for ps in groups]
+        if self.phases is not None:
+            id_to_name = {id(p): name for name, p in self.model.named_parameters()}
+            names = [[id_to_name.get(i, '') for i in g] for g in ids]
+            self.names = self.group_names()  # kept for plots and reports after the fit
+            return _phase_events(self.phases, self.names, names, ids, total_steps, steps_per_epoch, self.locked)
+        start = min(self.start, n)
+        steps = thaw_steps(n, total_steps, steps_per_epoch, start, self.every, self.until)
+        first = ThawEvent(0, frozenset(i for g in ids[n - start:] for i in g), tuple(range(n - start, n)), label='start')
+        return [first] + [ThawEvent(s, frozenset(ids[n - start - 1 - k]), (n - start - 1 - k,), label=f'thaw {k + 1}')
+                          for k, s in enumerate(steps)]
+
+    def _locked(self) -> set:
+        "Ids of parameters frozen by someone else (peft): frozen in groups at or above fastai's `frozen_idx`"
+        frozen_idx = getattr(self.opt, 'frozen_idx', 0) or 0
+        return {id(p) for i, ps in enumerate(self.opt.param_lists) if i >= frozen_idx for p in ps if not p.requires_grad}
+
+    def check(self, learn:Learner, # the learner this callback will train
+              n_epoch:int, # the epochs of the fit
+             ) -> list:
+        "The `ThawEvent`s of `learn.fit(n_epoch)` with this callback, or the `ConfigError` that fit would raise, without training"
+        if learn.opt is None: learn.create_opt()
+        self.learn = learn
+        try:
+            self.locked = self._locked()
+            return self.thaw_events(n_epoch * len(learn.dls.train), len(learn.dls.train))
+        finally: del self.learn
 
     def before_fit(self):
         groups = self.opt.param_lists
         self.n_groups, self.steps_per_epoch = len(groups), len(self.dls.train)
-        frozen_idx = getattr(self.opt, 'frozen_idx', 0) or 0
-        self.locked = {id(p) for i, ps in enumerate(groups) if i >= frozen_idx for p in ps if not p.requires_grad}
+        self.locked = self._locked()
         self.norms = {id(p) for p in norm_params(self.model)} if self.train_norms else set()
         self.warmup_steps = max(1, self.steps_per_epoch // 10) if self.warmup is None else self.warmup
-        self.thaw_at = thaw_steps(self.n_groups, self.n_epoch * self.steps_per_epoch, self.steps_per_epoch,
-                                  min(self.start, self.n_groups), self.every, self.until)
-        self.n_at_start = min(self.start, self.n_groups)
-        self.n_trainable, self.thawed_at = self.n_at_start, {}
-        self._apply()
+        self.events = self.thaw_events(self.n_epoch * self.steps_per_epoch, self.steps_per_epoch)
+        self.lr_scale = self._lr_scale()
+        self.n_done, self.thawed_at, self.thaw_log = 0, {}, []
+        self._thaw_due(0)
+
+    def _lr_scale(self) -> dict:
+        "Per group given a rate by a phase: the factor that brings the group's scheduled peak rate to that rate"
+        rates = {g: e.lr for e in self.events if e.lr is not None for g in e.groups}
+        if not rates: return {}
+        sched = next((cb.scheds['lr'] for cb in self.learn.cbs if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds), None)
+        if sched is None: peaks = np.array([h['lr'] for h in self.opt.hypers], dtype=float)
+        else: peaks = np.max([np.broadcast_to(np.asarray(sched(pos), dtype=float), (self.n_groups,)) for pos in np.linspace(0, 1, 401)], 0)
+        return {g: rate / peaks[g] for g, rate in rates.items()}
 
     @property
     def step(self) -> int: return self.epoch * self.steps_per_epoch + self.iter
-    def trainable(self, i:int) -> bool: return i >= self.n_groups - self.n_trainable
 
     def _apply(self):
-        "Set `requires_grad` of every parameter from the group's state, the norm policy and the locked set"
-        for i, ps in enumerate(self.opt.param_lists):
-            for p in ps:
-                p.requires_grad_(id(p) not in self.locked and (self.trainable(i) or id(p) in self.norms))
+        "Set `requires_grad` of every parameter from the thaws done so far, the norm policy and the locked set"
+        thawed = frozenset().union(*(e.params for e in self.events[:self.n_done]))
+        for ps in self.opt.param_lists:
+            for p in ps: p.requires_grad_(id(p) not in self.locked and (id(p) in thawed or id(p) in self.norms))
 
-    def before_batch(self):
-        if not self.training: return
-        due = sum(t <= self.step for t in self.thaw_at)  # thaws whose step has come
-        if self.n_at_start + due == self.n_trainable: return
-        while self.n_trainable < self.n_at_start + due:
-            self.n_trainable += 1
-            self.thawed_at[self.n_groups - self.n_trainable] = self.step
-        if self.clear_state: self.opt.clear_state()
+    def _thaw_due(self, step:int):
+        "Apply every thaw whose step has come; a group thawed after the start warms up from this step"
+        due = sum(e.step <= step for e in self.events)
+        if due == self.n_done: return
+        for e in self.events[self.n_done:due]:
+            if e.step > 0:
+                for g in e.groups: self.thawed_at.setdefault(g, step)
+            self.thaw_log.append(dict(label=e.label, asked_step=e.step, step=step, groups=list(e.groups), params=len(e.params)))
+        self.n_done = due
+        if self.clear_state and step > 0: self.opt.clear_state()
         self._apply()
 
+    def before_batch(self):
+        if self.training: self._thaw_due(self.step)
+
     def before_step(self):
-        # only while a thawed group is still ramping up: nothing to do on most steps
-        warming = {i: t for i, t in self.thawed_at.items() if warmup_factor(self.step, t, self.warmup_steps) < 1}
-        self._scheduled = [h['lr'] for h in self.opt.hypers] if warming else None
-        if not warming: return
+        # scale only the groups still warming up or given their own rate: on most steps, nothing to do
+        factors = {g: f for g, f in self.lr_scale.items()}
+        for g, t in self.thawed_at.items():
+            w = warmup_factor(self.step, t, self.warmup_steps)
+            if w < 1: factors[g] = factors.get(g, 1.0) * w
+        self._scheduled = [h['lr'] for h in self.opt.hypers] if factors else None
+        if not factors: return
         # through `set_hyper`, which works for fastai's optimizers and for PyTorch ones in an `OptimWrapper`
-        self.opt.set_hyper('lr', [lr * warmup_factor(self.step, warming[i], self.warmup_steps) if i in warming else lr
-                                  for i, lr in enumerate(self._scheduled)])
+        self.opt.set_hyper('lr', [lr * factors.get(i, 1.0) for i, lr in enumerate(self._scheduled)])
 
     def after_step(self):
         if self._scheduled is not None: self.opt.set_hyper('lr', self._scheduled)
 
     def after_resume(self):
-        "A checkpoint restored `n_trainable`: freeze and thaw to match"
+        "A checkpoint restored `n_done`: freeze and thaw to match"
         self._apply()
 
     def after_fit(self):
         "Leave the model fully trainable (but for locked parameters), as after a normal fit"
-        self.n_trainable = self.n_groups
-        self._apply()
+        self.n_done = len(self.events)
+        for ps in self.opt.param_lists:
+            for p in ps: p.requires_grad_(id(p) not in self.locked)
 
 # %% ../nbs/04_schedule.ipynb #cce4c740
 class ScheduleRecorder(Callback):
@@ -237,15 +419,18 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
                       lr:float, # learning rate (of the top group)
                       decay:float=None, # per-group multiplier for discriminative strategies
                       cbs=None, # more callbacks for this fit
-                      **kwargs): # passed to `GradualUnfreezing`
+                      **kwargs): # passed to `GradualUnfreezing` (`phases=` gives any strategy but 'last' an explicit schedule)
     "Fit with one of the named recipes of `STRATEGIES`."
     s = strategy_settings(strategy, decay)
+    phases = kwargs.get('phases')
+    if phases is not None and s['head_only']:
+        raise ConfigError("Strategy 'last' trains the head alone, which contradicts an unfreezing schedule: drop the schedule or pick another strategy.")
     if s['lora']:
         from ftbook.lora import has_lora  # a later module (LoRA builds on these callbacks); imported only when asked for
         if not has_lora(self.model): self.add_lora()
     lrs = self.discriminative_lrs(lr, s['decay']) if s['discriminative'] else lr
     cbs = L(cbs)
-    if s['gradual']: cbs += GradualUnfreezing(**kwargs)
+    if s['gradual'] or phases is not None: cbs += GradualUnfreezing(**kwargs)
     elif s['head_only']: cbs += GradualUnfreezing(**{**kwargs, 'start': 1, 'every': 'never'})
     (self.fit_stlr if s['stlr'] else self.fit_one_cycle)(n_epoch, lrs, cbs=cbs)
 

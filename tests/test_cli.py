@@ -1,5 +1,5 @@
 """The commands end to end, in subprocesses, on small real subsets of the bundled data and the bundled MiniLM."""
-import json, os, signal, subprocess, time
+import json, math, os, signal, subprocess, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -107,6 +107,15 @@ BAD = {
     'damaged weights': (lambda t: ['--model', _fake_model(t, _half_weights(), 'model.safetensors'), '--limit', 50], 'is damaged'),
     'resume nothing': (lambda t: ['--resume', t], 'holds no ftbook-finetune checkpoint'),
     'bad monitor':    (lambda t: ['--monitor', 'acc'], "monitor is 'acc': choose one of valid_loss"),
+    'schedule missing': (lambda t: ['--schedule', t/'nope.yaml'], 'Schedule file'),
+    'schedule not YAML': (lambda t: ['--schedule', _write(t/'s.yaml', 'phases: [groups: [head]')], 'is not valid YAML or JSON'),
+    'schedule unknown group': (lambda t: ['--schedule', _write(t/'s.yaml', 'phases:\n- groups: [head]\n- groups: [bert.encoder.layer.9]\n  epoch: 1\n'),
+                               '--limit', 200], "names group 'bert.encoder.layer.9', which this model does not have"),
+    'schedule after the end': (lambda t: ['--schedule', _write(t/'s.json', '[{"groups": ["head"]}, {"groups": [-2], "epoch": 2}]'),
+                               '--limit', 200], 'but training has only'),
+    'schedule with --unfreeze': (lambda t: ['--schedule', _write(t/'s.yaml', '- groups: [head]\n'), '--unfreeze', 'epoch'],
+                                 '--schedule replaces --unfreeze and --until'),
+    'schedule with last': (lambda t: ['--schedule', _write(t/'s.yaml', '- groups: [head]\n'), '--strategy', 'last'], "Strategy 'last'"),
 }
 
 @pytest.mark.parametrize('case', BAD, ids=list(BAD))
@@ -169,6 +178,70 @@ def test_lora_strategy_exports_merged_and_adapters(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.splitlines()[0])['label'] in ('fresh', 'rotten')
 
+
+SCHEDULE = """phases:
+  - groups: [head]
+  - groups: [bert.encoder.layer.5, bert.encoder.layer.4]
+    step: 7
+    lr: 1.0e-4
+  - params: ['encoder\\.layer\\.[0-3]\\.']
+    epoch: 1
+  - groups: [embeddings]
+    fraction: 0.75
+"""
+
+def test_schedule_file_thaws_each_phase_at_the_step_it_asks_for(tmp_path):
+    "--schedule: the report shows each phase's groups thawing at the step the file asked for, and its peak rate"
+    res = run_cli('ftbook-finetune', '--schedule', _write(tmp_path/'phases.yaml', SCHEDULE), '--limit', 400, '--epochs', 2,
+                  '--no-save', '--report', tmp_path/'r.json')
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.loads((tmp_path/'r.json').read_text())
+    steps_per_epoch = math.ceil(r['n_train'] / 32)  # batches of 32, the last one partial
+    total = 2 * steps_per_epoch
+    asked = [0, 7, steps_per_epoch, round(0.75 * total)]
+    assert [t['asked_step'] for t in r['thaws']] == asked and [t['step'] for t in r['thaws']] == asked, r['thaws']
+    assert [t['groups'] for t in r['thaws']] == [['head'], ['bert.encoder.layer.4', 'bert.encoder.layer.5'],
+                                                 [f'bert.encoder.layer.{i}' for i in range(4)], ['embeddings']]
+    first = r['first_trainable_step']  # as the ScheduleRecorder saw the run, step by step
+    assert first == {'embeddings': asked[3], **{f'bert.encoder.layer.{i}': asked[2] for i in range(4)},
+                     'bert.encoder.layer.4': 7, 'bert.encoder.layer.5': 7, 'head': 0}, first
+    peak = [max(e['lr_peak'][i] for e in r['epochs']) for i in range(8)]
+    assert peak[5] == peak[6] and 0.9e-4 < peak[5] <= 1e-4 and abs(peak[7] / 2e-4 - 1) < 0.05, peak  # its own rate; the head 2e-4
+    assert abs(peak[4] / peak[7] - 0.8 ** 3) < 0.05, peak  # a group no phase gives a rate keeps the discriminative ladder
+
+HUB_ID = 'sentence-transformers/all-MiniLM-L6-v2'
+
+@pytest.fixture(scope='module')
+def hub_cache(tmp_path_factory):
+    "The bundled MiniLM filed in a Hugging Face cache under its Hub id, as huggingface_hub lays out a download"
+    from ftbook.core import add_to_hub_cache, resource_path
+    cache = tmp_path_factory.mktemp('hub')
+    add_to_hub_cache(resource_path('minilm'), HUB_ID, cache)
+    return dict(HF_HUB_CACHE=str(cache))
+
+def test_finetune_by_hub_id_from_the_offline_cache(hub_cache, tmp_path):
+    res = run_cli('ftbook-finetune', '--model', HUB_ID, '--limit', 400, '--epochs', 1, '--no-save', '--report', tmp_path/'r.json', env=hub_cache)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((tmp_path/'r.json').read_text())
+    assert report['settings']['model'] == HUB_ID and len(report['groups']) == 8  # recorded as given; MiniLM's 8 groups
+
+def test_adapters_name_the_hub_id_and_predict_resolves_it(hub_cache, tmp_path):
+    res = run_cli('ftbook-finetune', '--model', f'{HUB_ID}@main', '--strategy', 'lora', '--adapters-only', '--limit', 400, '--epochs', 1,
+                  '--out', tmp_path/'adapters', env=hub_cache)
+    assert res.returncode == 0, res.stderr[-3000:]
+    base = json.loads((tmp_path/'adapters'/'adapter_config.json').read_text())['base_model_name_or_path']
+    assert base == f'{HUB_ID}@main' or base == HUB_ID, base  # portable: an id, not this machine's cache path
+    res = run_cli('ftbook-predict', tmp_path/'adapters', 'A triumph.', '--json-lines', env=hub_cache)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout)['label'] in ('fresh', 'rotten')
+
+@pytest.mark.parametrize('cmd', ['ftbook-finetune', 'ftbook-predict'])
+def test_hub_id_not_in_the_offline_cache_exits_2(hub_cache, cmd, tmp_path):
+    args = ['--model', 'sentence-transformers/not-downloaded', '--out', tmp_path/'out'] if cmd == 'ftbook-finetune' else ['sentence-transformers/not-downloaded', 'Hi.']
+    res = run_cli(cmd, *args, env=hub_cache)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert 'is neither a model folder nor in the Hugging Face cache' in res.stderr and 'HF_HUB_OFFLINE is set' in res.stderr
+    assert 'Traceback' not in res.stderr and not (tmp_path/'out').exists()
 
 def test_bench_runs_and_writes_json(tmp_path):
     "ftbook-bench end to end on a tiny budget: a table on screen, JSON with one row per contender and the ratios"
