@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_splitter.ipynb #8ec7f0bf
 from __future__ import annotations
-import re
+import re, weakref
 import numpy as np
 import torch
 from torch import nn
@@ -107,20 +107,27 @@ def example_inputs(model:nn.Module) -> dict:
     if getattr(cfg, 'is_encoder_decoder', False):
         start = getattr(cfg, 'decoder_start_token_id', None) or 0
         x['decoder_input_ids'] = torch.full((1, 4), start, dtype=torch.long)
-    dtype = next(hf.parameters()).dtype
+    dtype = getattr(hf, 'dtype', torch.float32)  # transformers' floating dtype (a quantised model's weights may be integers)
     return {k: v.to(device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in x.items()}
+
+_measured = weakref.WeakKeyDictionary()  # model -> (its parameters' ids, first uses): fastai asks for the groups several times per fit
 
 def _measured_first_use(model:nn.Module, inputs) -> dict:
     "First uses of the parameters in a forward of `inputs` (or of `example_inputs`), or {} if that forward fails"
     found = _outermost_pretrained(model) if inputs is None else None
     if inputs is None:
         if found is None: return {}
+        key = tuple((n, id(p)) for n, p in model.named_parameters())
+        cached = _measured.get(model)
+        if cached is not None and cached[0] == key: return cached[1]
         inputs = example_inputs(model)
         if inputs is None: return {}
     target = model if found is None else found[1]
     prefix = '' if found is None or not found[0] else found[0] + '.'
-    try: return {prefix + n: t for n, t in param_first_use(target, inputs).items()}
-    except Exception: return {}
+    try: first = {prefix + n: t for n, t in param_first_use(target, inputs).items()}
+    except Exception: first = {}  # an input this model does not take: registration order decides
+    if found is not None: _measured[model] = (key, first)
+    return first
 
 # %% ../nbs/02_splitter.ipynb #7e55bb3a
 _EMBED = re.compile(r'(^|[._])embed', re.I)
