@@ -23,7 +23,6 @@ from .core import ConfigError, DataError, FtbookError, atomic_write_text, resour
 from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import TextClassificationDataLoaders, _check_columns, load_tokenizer, read_table
 from .learner import TextClassifier, ThrottledProgressCallback, _check_model_dir, classifier_learner
-from .splitter import layer_groups
 from .schedule import STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
@@ -132,7 +131,7 @@ def _resume_settings(resume, given:dict) -> tuple:
             value = _data_setting(value)
         if k == 'schedule' and value is not None: value = _schedule_setting(value)
         if value != defaults[k] and value != saved.get(k):
-            raise ConfigError(f"{k} is {value!r} but the run being resumed used {saved[k]!r}: leave {k} out to resume, or start a new run.")
+            raise ConfigError(f"{k} is {value!r} but the run being resumed used {saved.get(k)!r}: leave {k} out to resume, or start a new run.")
     return saved, root, folder
 
 def _first_trainable(recorder:ScheduleRecorder, names:list) -> dict:

@@ -181,7 +181,10 @@ def add_to_hub_cache(folder, # a model folder (config, weights, tokenizer files)
     if _hub_id(repo_id) is None: raise ConfigError(f"{repo_id!r} is not a Hub id: use the form org/name.")
     files = sorted(p for p in folder.rglob('*') if p.is_file())
     digest = hashlib.sha1()
-    for f in files: digest.update(f.relative_to(folder).as_posix().encode() + str(f.stat().st_size).encode())
+    for f in files:  # the commit id is a hash of the files' names and contents, as a git commit would differ with them
+        digest.update(f.relative_to(folder).as_posix().encode())
+        with open(f, 'rb') as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b''): digest.update(chunk)
     commit = digest.hexdigest()
     repo = Path(cache_dir or constants.HF_HUB_CACHE)/f"models--{repo_id.replace('/', '--')}"
     snapshot = repo/'snapshots'/commit

@@ -195,8 +195,8 @@ def _phase_events(phases:list, # `Phase`s, from `read_phases`
     n, events, thawed, rate_of = len(names), [], set(), {}
     for i, p in enumerate(phases):
         name = f"Phase {i + 1}"
-        step = (p.step if p.step is not None else round(p.epoch * steps_per_epoch) if p.epoch is not None
-                else round(p.fraction * total_steps) if p.fraction is not None else 0)
+        step = int(p.step if p.step is not None else round(p.epoch * steps_per_epoch) if p.epoch is not None
+                   else round(p.fraction * total_steps) if p.fraction is not None else 0)
         if step >= total_steps:
             raise ConfigError(f"{name} starts at step {step}{p.when}, but training has only {total_steps} steps "
                               f"({total_steps // steps_per_epoch} epochs of {steps_per_epoch}): start it earlier or train longer.")
