@@ -325,7 +325,7 @@ class GradualUnfreezing(Callback):
 
     def before_step(self):
         # scale only the groups still warming up or given their own rate: on most steps, nothing to do
-        factors = {g: f for g, f in self.lr_scale.items()}
+        factors = dict(self.lr_scale)
         for g, t in self.thawed_at.items():
             w = warmup_factor(self.step, t, self.warmup_steps)
             if w < 1: factors[g] = factors.get(g, 1.0) * w

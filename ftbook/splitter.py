@@ -192,7 +192,7 @@ def layer_groups(model:nn.Module, # any model with one or more stacks of repeate
     ends = [max(i for i, (n, _) in enumerate(every) if _inside(n, s)) for s, _ in stacks]
     components = [_component(s, stacks[k + 1][0]) if k + 1 < len(stacks) else None for k, (s, _) in enumerate(stacks)]
     tables = {f'{m}.{n}' if m else n for m, mod in model.named_modules() if isinstance(mod, nn.Embedding) for n, _ in mod.named_parameters()}
-    embeds = _embedding_like(model) | tables
+    embeds = _embedding_like(model)  # tables, and the names and norms of embeddings: the registration-order rule
     def block_chunk(pname):
         for sname, _ in stacks:
             if _inside(pname, sname): return chunk_of[f"{sname}.{pname[len(sname) + 1:].split('.')[0]}"]
@@ -211,7 +211,7 @@ def layer_groups(model:nn.Module, # any model with one or more stacks of repeate
         before = [g for g, s in block_start.items() if s <= t]
         if not before: return 0
         g = max(before)
-        if g != head - 1 and g not in last_chunk: return g  # read inside a stack: with the blocks just before
+        if g not in last_chunk: return g  # read inside a stack: with the blocks just before
         k = last_chunk.index(g)
         if k == len(stacks) - 1: return head
         if t >= block_start.get(first_chunk[k + 1], float('inf')): return first_chunk[k + 1]
