@@ -83,13 +83,17 @@ def clean_texts(df:pd.DataFrame, # the labelled texts
     if group_col is not None: cols['group'] = group_col
     _check_columns(df, cols)
     out = pd.DataFrame({'text': df[text_col], 'label': df[label_col]})
-    if group_col is not None: out['group'] = df[group_col].astype(str)
+    if group_col is not None: out['group'] = df[group_col]
     keep = out['text'].notna() & out['label'].notna()
     keep &= out['text'].astype(str).str.strip().str.len() > 0
     n_dropped = int((~keep).sum())
     out = out[keep].reset_index(drop=True)
     if n_dropped: warnings.warn(f"Dropped {n_dropped} of {len(df)} rows with an empty text or a missing label.", DataWarning)
     if len(out) == 0: raise DataError(f"No row has both a non-blank text in {text_col!r} and a label in {label_col!r}: check the columns and fill the texts.")
+    if group_col is not None:
+        n_missing = int(out['group'].isna().sum())
+        if n_missing: raise DataError(f"{n_missing} rows have no group in {group_col!r}: fill them (a row can be a group of its own) or drop those rows.")
+        out['group'] = out['group'].astype(str)
     out['text'], out['label'] = out['text'].astype(str), out['label'].map(_label_str)
     classes = out['label'].unique()
     if len(classes) < 2:
