@@ -120,6 +120,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'ftbook.cli.TrainingReport.before_fit': ('cli.html#trainingreport.before_fit', 'ftbook/cli.py'),
                             'ftbook.cli._check_checkpointing': ('cli.html#_check_checkpointing', 'ftbook/cli.py'),
                             'ftbook.cli._check_options': ('cli.html#_check_options', 'ftbook/cli.py'),
+                            'ftbook.cli._check_unfreeze_options': ('cli.html#_check_unfreeze_options', 'ftbook/cli.py'),
                             'ftbook.cli._check_writable': ('cli.html#_check_writable', 'ftbook/cli.py'),
                             'ftbook.cli._cli_errors': ('cli.html#_cli_errors', 'ftbook/cli.py'),
                             'ftbook.cli._data_setting': ('cli.html#_data_setting', 'ftbook/cli.py'),

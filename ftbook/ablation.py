@@ -20,8 +20,8 @@ __all__ = ['ABLATION', 'QUICK', 'FULL', 'run_one', 'summarize', 'format_summary'
 
 # %% ../nbs/10_ablation.ipynb #a13cfa57
 ABLATION = {
-    'scratch': 'from scratch (random init)', 'full': 'full', 'discr': 'full + discr', 'last': 'last layer only',
-    'freeze': 'freeze (gradual)', 'gradual': 'gradual + discr (default)', 'gradual-stlr': 'gradual + STLR',
+    'scratch': 'from scratch (random init)', 'full': 'full', 'discr': 'full + discr (default)', 'last': 'last layer only',
+    'freeze': 'freeze (gradual)', 'gradual': 'gradual + discr', 'gradual-stlr': 'gradual + STLR',
     'ulmfit': 'gradual + discr + STLR', 'lora': 'LoRA r=8', 'lora-discr': 'LoRA r=8 + discr',
 }
 QUICK = dict(limit=2000, epochs=2, bs=32, lr=None, seeds=(0, 1, 2))   # CPU: about 35 minutes for the 30 runs

@@ -21,9 +21,10 @@ from .core import ConfigError, FtbookError
 from .splitter import layer_groups
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'DEFAULT_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs', 'SchedSTLR', 'thaw_steps',
-           'warmup_factor', 'norm_params', 'group_names', 'Phase', 'read_phases', 'ThawEvent', 'GradualUnfreezing',
-           'ScheduleRecorder', 'plot_schedule', 'strategy_settings', 'simulate_schedule', 'schedule_explorer']
+__all__ = ['STRATEGIES', 'DEFAULT_STRATEGY', 'DEFAULT_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs', 'SchedSTLR',
+           'thaw_steps', 'warmup_factor', 'norm_params', 'group_names', 'Phase', 'read_phases', 'ThawEvent',
+           'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule', 'strategy_settings', 'simulate_schedule',
+           'schedule_explorer']
 
 # %% ../nbs/04_schedule.ipynb #4bc717d4
 def discriminative_lrs(lr:float, # learning rate of the top group (the head)
@@ -387,14 +388,15 @@ STRATEGIES = {
     'full':         'all layers train from the start, one learning rate, one-cycle schedule',
     'scratch':      'as full, from randomly initialised weights: what pretraining is worth',
     'last':         'only the top group (the head) trains, one-cycle schedule',
-    'discr':        'all layers from the start, discriminative learning rates, one-cycle',
+    'discr':        'all layers from the start, discriminative learning rates, one-cycle (the default: see the recipe grid)',
     'freeze':       'gradual unfreezing, one learning rate, one-cycle',
-    'gradual':      'gradual unfreezing with discriminative learning rates, one-cycle (the default)',
+    'gradual':      'gradual unfreezing with discriminative learning rates, one-cycle (less time per epoch)',
     'gradual-stlr': 'gradual unfreezing, one learning rate, slanted triangular schedule',
     'ulmfit':       'gradual unfreezing, discriminative rates, slanted triangular schedule (decay 1/2.6 unless given)',
     'lora':         'LoRA adapters (peft) on every linear layer of the blocks; base weights frozen; one rate, one-cycle',
     'lora-discr':   'LoRA adapters with discriminative learning rates over the blocks, one-cycle',
 }
+DEFAULT_STRATEGY = 'discr'  # what `finetune` and `ftbook-finetune` use when no strategy is given: chosen on the recipe grid (nbs/12_grid)
 DEFAULT_DECAY = 0.8
 DEFAULT_LR, LORA_LR = 2e-4, 1e-3  # peak rates the command line uses when none is given: adapters start from zero and want more
 

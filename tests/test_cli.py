@@ -7,9 +7,9 @@ from conftest import BIN, run_cli
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    "One real run of the default recipe (gradual unfreezing + discriminative rates) on a subset, shared below"
+    "One real run of the gradual recipe (gradual unfreezing + discriminative rates: every mechanism at once) on a subset, shared below"
     tmp = tmp_path_factory.mktemp('run')
-    res = run_cli('ftbook-finetune', '--limit', 1000, '--epochs', 3, '--bs', 16, '--out', tmp/'model', '--report', tmp/'report.json')
+    res = run_cli('ftbook-finetune', '--strategy', 'gradual', '--limit', 1000, '--epochs', 3, '--bs', 16, '--out', tmp/'model', '--report', tmp/'report.json')
     return tmp, res
 
 def test_finetune_learns(trained):
@@ -116,6 +116,7 @@ BAD = {
     'schedule with --unfreeze': (lambda t: ['--schedule', _write(t/'s.yaml', '- groups: [head]\n'), '--unfreeze', 'epoch'],
                                  '--schedule replaces --unfreeze and --until'),
     'schedule with last': (lambda t: ['--schedule', _write(t/'s.yaml', '- groups: [head]\n'), '--strategy', 'last'], "Strategy 'last'"),
+    'unfreeze without gradual': (lambda t: ['--unfreeze', 'epoch'], "strategy 'discr' does not do: add --strategy gradual"),
 }
 
 @pytest.mark.parametrize('case', BAD, ids=list(BAD))
@@ -224,6 +225,9 @@ def test_finetune_by_hub_id_from_the_offline_cache(hub_cache, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((tmp_path/'r.json').read_text())
     assert report['settings']['model'] == HUB_ID and len(report['groups']) == 8  # recorded as given; MiniLM's 8 groups
+    from ftbook.schedule import DEFAULT_STRATEGY
+    assert report['settings']['strategy'] == DEFAULT_STRATEGY == 'discr'  # no --strategy: the recipe the grid chose
+    assert [e['trainable_groups_at_start'] for e in report['epochs']] == [8]  # discr: every group trains from the start
 
 def test_adapters_name_the_hub_id_and_predict_resolves_it(hub_cache, tmp_path):
     res = run_cli('ftbook-finetune', '--model', f'{HUB_ID}@main', '--strategy', 'lora', '--adapters-only', '--limit', 400, '--epochs', 1,
@@ -270,7 +274,8 @@ def test_bench_refuses_an_unknown_contender(tmp_path):
 
 # ---- interruption and resume, with real signals sent to a real process
 
-def _small_run(out, *more): return ['--limit', 200, '--epochs', 3, '--bs', 16, '--max-len', 32, '--out', out, *more]
+def _small_run(out, *more):  # gradual: the resumed run must also restore the unfreezing stage
+    return ['--strategy', 'gradual', '--limit', 200, '--epochs', 3, '--bs', 16, '--max-len', 32, '--out', out, *more]
 
 def _start(args):
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore')

@@ -90,7 +90,7 @@ def test_chapter_shows_a_plot_and_a_table(site, browser):
     imgs = [i for i in browser.find_elements(By.CSS_SELECTOR, 'article img')
             if browser.execute_script('return arguments[0].naturalWidth', i) > 400]
     assert imgs, 'no plot on the ablation page'
-    assert any('gradual + discr (default)' in t.text for t in browser.find_elements(By.CSS_SELECTOR, 'article table'))
+    assert any('full + discr (default)' in t.text for t in browser.find_elements(By.CSS_SELECTOR, 'article table'))
 
 def test_search_finds_a_function(site, browser):
     "The search index is built offline and knows the API"
