@@ -58,9 +58,9 @@ $(FORTUNES)/literature:
 
 # the recipe grid on the CPU budget (5 datasets x 500/2,000 rows x 1/2 epochs x 3 seeds); resumes where it stopped.
 # GRID_RECIPES holds each recipe at its own rate from the sweep on the bundled task (nbs/12_grid.ipynb)
-GRID_RECIPES ?= full,discr,gradual
+GRID_RECIPES ?= full@1e-4,discr@2e-4
 grid: setup grid-data
-	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --recipes $(GRID_RECIPES)
+	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --recipes $(GRID_RECIPES) --jobs 2
 
 # ftbook against a plain PyTorch loop and HF Trainer on the CPU budget (about 8 minutes on 2 cores); the benchmark page reads it
 bench: setup
