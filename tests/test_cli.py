@@ -326,3 +326,19 @@ def test_nan_loss_stops_with_the_step_and_advice(tmp_path):
     line = [l for l in res.stderr.splitlines() if l.startswith('ftbook-finetune: error:')][0]
     assert 'became nan at step' in line and 'lower learning rate' in line and 'Traceback' not in res.stderr
     assert not (tmp_path/'m').exists()
+
+def test_grid_command_runs_judges_and_resumes(tmp_path):
+    "ftbook-grid end to end: 4 real runs (Hamlet, 100 rows, 1 epoch, 2 seeds, 2 recipes, 2 at a time), a judgement line, nothing rerun"
+    out = tmp_path/'grid.jsonl'
+    args = ['--out', out, '--datasets', 'hamlet', '--sizes', 100, '--budgets', 1, '--seeds', 2, '--recipes', 'full,discr@5e-4']
+    res = run_cli('ftbook-grid', *args, '--jobs', 2)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert sorted((r['recipe'], r['seed']) for r in rows) == [('discr', 0), ('discr', 1), ('full', 0), ('full', 1)]
+    assert all(r['n_train'] == 100 and r['threads'] >= 1 for r in rows)
+    judgement = res.stdout.strip().splitlines()[-1]
+    assert judgement.startswith('discr@0.0005 vs full@0.0002 over 1 cells'), res.stdout
+    again = run_cli('ftbook-grid', *args)  # everything is in the file: nothing runs, the same judgement
+    assert again.returncode == 0 and again.stdout.strip() == judgement and len(out.read_text().splitlines()) == 4
+    summary = run_cli('ftbook-grid', *args, '--summary-only')
+    assert summary.returncode == 0 and summary.stdout.strip() == judgement
