@@ -9,6 +9,9 @@ STAMP := $(VENV)/.ftbook-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
+# two test workers (pytest-xdist), each test file's shared fixtures kept on one worker (xdist_group); warnings are not collected
+# across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
+PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE
 
 .PHONY: setup finetune test test-slow export ablation bench grid-data grid readme docs clean
 
@@ -29,11 +32,11 @@ finetune: setup
 	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
 test-slow: setup
-	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest tests
+	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 export: setup
 	$(BIN)/nbdev-export
@@ -58,7 +61,7 @@ $(FORTUNES)/literature:
 
 # the recipe grid on the CPU budget (5 datasets x 500/2,000 rows x 1/2 epochs x 3 seeds); resumes where it stopped.
 # GRID_RECIPES holds each recipe at its own rate from the sweep on the bundled task (nbs/12_grid.ipynb)
-GRID_RECIPES ?= full@1e-4,discr@2e-4
+GRID_RECIPES ?= full@1e-4,discr@2e-4,discr-0.9@2e-4
 grid: setup grid-data
 	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --recipes $(GRID_RECIPES) --jobs 2
 

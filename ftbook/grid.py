@@ -105,7 +105,7 @@ def grid_dataset_file(name:str, # a key of `GRID_DATASETS`
 # %% ../nbs/12_grid.ipynb #a74741fb
 RECIPES = {  # name: the `ftbook-finetune` settings of a recipe (its peak rate is given beside it, `name@lr`)
     'full':          dict(strategy='full'),
-    'discr':         dict(strategy='discr'),
+    'discr':         dict(strategy='discr', decay=0.8),        # as first measured; the recipe's default decay is now 0.9
     'discr-0.9':     dict(strategy='discr', decay=0.9),
     'gradual':       dict(strategy='gradual'),               # ftbook's default until the grid: thaws spread over the first half
     'gradual-early': dict(strategy='gradual', until=0.1),    # thaws packed into the first tenth of training

@@ -21,10 +21,10 @@ from .core import ConfigError, FtbookError
 from .splitter import layer_groups
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'DEFAULT_STRATEGY', 'DEFAULT_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs', 'SchedSTLR',
-           'thaw_steps', 'warmup_factor', 'norm_params', 'group_names', 'Phase', 'read_phases', 'ThawEvent',
-           'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule', 'strategy_settings', 'simulate_schedule',
-           'schedule_explorer']
+__all__ = ['STRATEGIES', 'DEFAULT_STRATEGY', 'DEFAULT_DECAY', 'STRATEGY_DECAY', 'DEFAULT_LR', 'LORA_LR', 'discriminative_lrs',
+           'SchedSTLR', 'thaw_steps', 'warmup_factor', 'norm_params', 'group_names', 'Phase', 'read_phases',
+           'ThawEvent', 'GradualUnfreezing', 'ScheduleRecorder', 'plot_schedule', 'strategy_settings',
+           'simulate_schedule', 'schedule_explorer']
 
 # %% ../nbs/04_schedule.ipynb #4bc717d4
 def discriminative_lrs(lr:float, # learning rate of the top group (the head)
@@ -388,7 +388,7 @@ STRATEGIES = {
     'full':         'all layers train from the start, one learning rate, one-cycle schedule',
     'scratch':      'as full, from randomly initialised weights: what pretraining is worth',
     'last':         'only the top group (the head) trains, one-cycle schedule',
-    'discr':        'all layers from the start, discriminative learning rates, one-cycle (the default: see the recipe grid)',
+    'discr':        'all layers from the start, discriminative learning rates (decay 0.9), one-cycle (the default: see the recipe grid)',
     'freeze':       'gradual unfreezing, one learning rate, one-cycle',
     'gradual':      'gradual unfreezing with discriminative learning rates, one-cycle (less time per epoch)',
     'gradual-stlr': 'gradual unfreezing, one learning rate, slanted triangular schedule',
@@ -397,11 +397,12 @@ STRATEGIES = {
     'lora-discr':   'LoRA adapters with discriminative learning rates over the blocks, one-cycle',
 }
 DEFAULT_STRATEGY = 'discr'  # what `finetune` and `ftbook-finetune` use when no strategy is given: chosen on the recipe grid (nbs/12_grid)
-DEFAULT_DECAY = 0.8
+DEFAULT_DECAY = 0.8  # gradual, lora-discr: the setting the ablation measured
+STRATEGY_DECAY = {'discr': 0.9, 'ulmfit': 1 / 2.6}  # discr: chosen on the recipe grid (nbs/12_grid); ulmfit: the ULMFiT paper's 2.6
 DEFAULT_LR, LORA_LR = 2e-4, 1e-3  # peak rates the command line uses when none is given: adapters start from zero and want more
 
 def strategy_settings(strategy:str, # a key of `STRATEGIES`
-                      decay:float=None, # per-group rate multiplier for discriminative strategies (default 0.8; ulmfit 1/2.6)
+                      decay:float=None, # per-group rate multiplier for discriminative strategies (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
                      ) -> dict:
     "What `strategy` does: `gradual`, `discriminative`, `stlr`, `head_only`, `pretrained`, `lora`, the `decay` used and the `default_lr`."
     if strategy not in STRATEGIES:
@@ -409,7 +410,7 @@ def strategy_settings(strategy:str, # a key of `STRATEGIES`
     if decay is not None and not 0 < decay <= 1:
         raise ConfigError(f"decay is {decay}: use a factor in (0, 1], e.g. 0.8 (1 means one rate for all).")
     discr = strategy in ('discr', 'gradual', 'ulmfit', 'lora-discr')
-    if decay is None: decay = 1 / 2.6 if strategy == 'ulmfit' else DEFAULT_DECAY
+    if decay is None: decay = STRATEGY_DECAY.get(strategy, DEFAULT_DECAY)
     return dict(strategy=strategy, gradual=strategy in ('freeze', 'gradual', 'gradual-stlr', 'ulmfit'),
                 discriminative=discr, decay=decay if discr else 1.0, stlr=strategy in ('gradual-stlr', 'ulmfit'),
                 head_only=strategy == 'last', pretrained=strategy != 'scratch', lora=strategy.startswith('lora'),

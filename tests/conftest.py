@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+if os.environ.get('PYTEST_XDIST_WORKER'):  # `make test` runs two workers side by side: one CPU thread each (and in their subprocesses)
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch; torch.set_num_threads(1)
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

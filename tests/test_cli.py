@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 from conftest import BIN, run_cli
 
+pytestmark = pytest.mark.xdist_group('cli')  # one worker runs this file: its module fixtures train once
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     "One real run of the gradual recipe (gradual unfreezing + discriminative rates: every mechanism at once) on a subset, shared below"
@@ -208,7 +210,7 @@ def test_schedule_file_thaws_each_phase_at_the_step_it_asks_for(tmp_path):
                      'bert.encoder.layer.4': 7, 'bert.encoder.layer.5': 7, 'head': 0}, first
     peak = [max(e['lr_peak'][i] for e in r['epochs']) for i in range(8)]
     assert peak[5] == peak[6] and 0.9e-4 < peak[5] <= 1e-4 and abs(peak[7] / 2e-4 - 1) < 0.05, peak  # its own rate; the head 2e-4
-    assert abs(peak[4] / peak[7] - 0.8 ** 3) < 0.05, peak  # a group no phase gives a rate keeps the discriminative ladder
+    assert abs(peak[4] / peak[7] - 0.9 ** 3) < 0.05, peak  # a group no phase gives a rate keeps the default recipe's ladder (decay 0.9)
 
 HUB_ID = 'sentence-transformers/all-MiniLM-L6-v2'
 
@@ -228,6 +230,9 @@ def test_finetune_by_hub_id_from_the_offline_cache(hub_cache, tmp_path):
     from ftbook.schedule import DEFAULT_STRATEGY
     assert report['settings']['strategy'] == DEFAULT_STRATEGY == 'discr'  # no --strategy: the recipe the grid chose
     assert [e['trainable_groups_at_start'] for e in report['epochs']] == [8]  # discr: every group trains from the start
+    assert report['settings']['decay'] == 0.9 and report['settings']['lr'] == 2e-4  # at the decay and rate the grid judged
+    peak = report['epochs'][0]['lr_peak']
+    assert all(abs(lo / hi - 0.9) < 1e-6 for lo, hi in zip(peak[:-1], peak[1:])), peak
 
 def test_adapters_name_the_hub_id_and_predict_resolves_it(hub_cache, tmp_path):
     res = run_cli('ftbook-finetune', '--model', f'{HUB_ID}@main', '--strategy', 'lora', '--adapters-only', '--limit', 400, '--epochs', 1,

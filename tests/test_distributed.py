@@ -3,6 +3,8 @@ import json, os, subprocess
 import pytest
 from conftest import BIN, run_cli
 
+pytestmark = pytest.mark.xdist_group('distributed')  # one worker runs this file: its module fixture trains once
+
 ARGS = ['--limit', 600, '--epochs', 2, '--seed', 0, '--strategy', 'gradual']
 
 @pytest.fixture(scope='module')

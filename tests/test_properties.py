@@ -7,8 +7,8 @@ import pandas as pd
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from ftbook.core import resource_path
-from ftbook.data import DataWarning, TextClassificationDataLoaders, load_tokenizer, pad_ids, tokenize_texts
-from ftbook.learner import TextClassifier, load_classification_model
+from ftbook.data import DataWarning, load_tokenizer, pad_ids, tokenize_texts
+from ftbook.classify import TextClassificationDataLoaders, TextClassifier, load_classification_model
 
 MAX_LEN = 48
 PIECES = st.sampled_from(['', ' ', '\t', '\n', '\r\n', '\x00', '\x07', '\x1b[31m', '\u200b', '\ufeff', '😀', '👩‍👩‍👧', '🇫🇷',
@@ -89,3 +89,27 @@ def test_batching_yields_every_usable_row_once(rows):
             assert input_ids.shape[0] == labels.shape[0] and (mask.sum(1) >= 2).all()
             seen += input_ids.shape[0]
     assert seen == len(dls.train_df) + len(dls.valid_df) == int(usable.sum())
+
+LABEL = st.text(alphabet=st.characters(blacklist_characters='|', blacklist_categories=('Cs', 'Cc', 'Zs', 'Zl', 'Zp')), min_size=1, max_size=6)
+
+@SETTINGS
+@given(st.lists(st.lists(LABEL, max_size=4), min_size=2, max_size=20))
+def test_multilabel_sets_survive_the_delimiter_and_the_encoding(label_sets):
+    "Label sets joined by '|' in one column come back as the same sets from the 0/1 targets (order and repeats aside)"
+    from ftbook.classify import clean_labels, encode_targets
+    if not any(label_sets): label_sets[0] = ['x']  # a multi-label task needs some label somewhere
+    df = pd.DataFrame({'text': [f'text {i}' for i in range(len(label_sets))], 'tags': ['|'.join(s) for s in label_sets]})
+    rows, vocab = clean_labels(df, 'text', 'tags', 'multilabel', label_delim='|')
+    hot = encode_targets(rows, vocab, 'multilabel')
+    decoded = [{vocab[j] for j in np.flatnonzero(r)} for r in hot]
+    assert decoded == [{l.strip() for l in s if l.strip()} for s in label_sets]
+
+@SETTINGS
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=3, max_size=30).filter(
+       lambda rows: len({r[0] for r in rows}) > 1 and len({r[1] for r in rows}) > 1))
+def test_regression_targets_are_kept_exactly_and_in_order(rows):
+    from ftbook.classify import clean_labels, encode_targets
+    df = pd.DataFrame({'text': [f'text {i}' for i in range(len(rows))], 'a': [r[0] for r in rows], 'b': [r[1] for r in rows]})
+    clean, vocab = clean_labels(df, 'text', ['a', 'b'], 'regression')
+    assert vocab == ['a', 'b']
+    np.testing.assert_allclose(encode_targets(clean, vocab, 'regression'), np.asarray(rows, dtype=np.float32))
