@@ -18,3 +18,11 @@ def run_cli(name, *args, timeout=900, cwd=None, env=None):
     "Run console script `name` of this environment in a subprocess (with `env` added to the environment); return the CompletedProcess."
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONWARNINGS='ignore', **(env or {}))
     return subprocess.run([str(BIN/name), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+def assert_refused(res, prog:str, msg:str, *not_written):
+    "`res` failed as ftbook refuses bad input: exit code 2, one `prog: error:` line containing `msg`, no traceback, none of `not_written` on disk"
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    errors = [l for l in res.stderr.splitlines() if l.startswith(f'{prog}: error:')]
+    assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
+    assert 'Traceback' not in res.stderr
+    assert not any(Path(p).exists() for p in not_written), [p for p in not_written if Path(p).exists()]  # nothing half-written

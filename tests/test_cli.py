@@ -3,7 +3,7 @@ import json, math, os, signal, subprocess, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import BIN, run_cli
+from conftest import BIN, assert_refused, run_cli
 
 pytestmark = pytest.mark.xdist_group('cli')  # one worker runs this file: its module fixtures train once
 
@@ -125,11 +125,7 @@ BAD = {
 def test_bad_input_exits_2_with_one_line(case, tmp_path):
     args, msg = BAD[case]
     res = run_cli('ftbook-finetune', *args(tmp_path), '--out', tmp_path/'out', timeout=300)
-    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
-    errors = [l for l in res.stderr.splitlines() if l.startswith('ftbook-finetune: error:')]
-    assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
-    assert 'Traceback' not in res.stderr
-    assert not (tmp_path/'out').exists() and not (tmp_path/'out-checkpoints').exists()  # nothing half-written
+    assert_refused(res, 'ftbook-finetune', msg, tmp_path/'out', tmp_path/'out-checkpoints')
 
 PREDICT_BAD = {
     'label never seen': (lambda t: ['--data', _write(t/'l.csv', 'text,label\nA great film,fresh\nAwful,meh\n'), '--label-col', 'label'],

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 import pytest
-from conftest import run_cli
+from conftest import assert_refused, run_cli
 
 pytestmark = pytest.mark.xdist_group('tasks')  # one worker runs this file: its module fixtures train once
 
@@ -101,10 +101,7 @@ BAD = {
 def test_bad_task_input_exits_2_with_one_line(case, tmp_path):
     args, msg = BAD[case]
     res = run_cli('ftbook-finetune', *args(tmp_path), '--out', tmp_path/'out', timeout=300)
-    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
-    errors = [l for l in res.stderr.splitlines() if l.startswith('ftbook-finetune: error:')]
-    assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
-    assert 'Traceback' not in res.stderr and not (tmp_path/'out').exists() and not (tmp_path/'out-checkpoints').exists()
+    assert_refused(res, 'ftbook-finetune', msg, tmp_path/'out', tmp_path/'out-checkpoints')
 
 def test_predict_refuses_a_label_the_multilabel_model_never_saw(multilabel, tmp_path):
     res = run_cli('ftbook-predict', multilabel[0]/'model', '--data', _write(tmp_path/'u.csv', 'word,labels\nfurious,Hostile|Angry\n'),
