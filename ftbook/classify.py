@@ -31,7 +31,7 @@ from .splitter import transformer_splitter
 __all__ = ['TASKS', 'PROBLEM_TYPES', 'MAX_CLASSES_FROM_NUMBERS', 'TASK_METRICS', 'infer_task', 'check_task', 'clean_labels',
            'encode_targets', 'TextClassificationDataLoaders', 'load_classification_model', 'SequenceClassifier',
            'multilabel_f1', 'f1_micro', 'f1_macro', 'pearson', 'spearman', 'task_loss_and_metrics', 'init_head_bias',
-           'classifier_learner', 'TextClassifier']
+           'classifier_learner', 'best_threshold', 'TextClassifier']
 
 # %% ../nbs/03a_classify.ipynb #d13a8001
 TASKS = ('classify', 'multilabel', 'regression')
@@ -262,7 +262,7 @@ class SequenceClassifier(nn.Module):
         return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 # %% ../nbs/03a_classify.ipynb #44b81603
-def _sigmoid(x): return 1 / (1 + np.exp(-np.clip(x, -60, 60)))
+from scipy.special import expit as _sigmoid  # the logistic function, without overflow warnings
 
 def multilabel_f1(probs:np.ndarray, # predicted probabilities, one column per label
                   targets:np.ndarray, # 0/1 targets, same shape
@@ -348,13 +348,19 @@ def choose_threshold(self:Learner, grid=None, # thresholds to try (default: 0.05
                     ) -> float:
     "Multilabel: the threshold on validation probabilities with the best micro F1 (ties: nearest 0.5); kept as `learn.threshold` for predictions and the export."
     if getattr(self.dls, 'task', 'classify') != 'multilabel': raise ConfigError("A decision threshold applies to multilabel tasks only.")
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2) if grid is None else np.asarray(grid, dtype=float)
     with self.no_bar(), self.no_logging(): probs, targets = self.get_preds(ds_idx=1)  # fastai applies the loss's activation: sigmoid
-    probs, targets = probs.float().numpy(), targets.numpy()
+    self.threshold = best_threshold(probs.float().numpy(), targets.numpy(), grid)
+    return self.threshold
+
+def best_threshold(probs:np.ndarray, # label probabilities, one column per label
+                   targets:np.ndarray, # 0/1 targets, same shape
+                   grid=None, # thresholds to try (default: 0.05, 0.10, ... 0.95)
+                  ) -> float:
+    "The threshold in `grid` with the best micro F1 of `probs` against `targets` (ties: the one nearest 0.5)"
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2) if grid is None else np.asarray(grid, dtype=float)
     scores = np.array([multilabel_f1(probs, targets, t) for t in grid])
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
-    self.threshold = float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
-    return self.threshold
+    return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
 
 # %% ../nbs/03a_classify.ipynb #8fc4446b
 def _task_of(config) -> str:

@@ -22,7 +22,7 @@ from fastcore.script import call_parse
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
 from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import _check_columns, load_tokenizer, read_table
-from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, classifier_learner, multilabel_f1
+from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, best_threshold, classifier_learner, multilabel_f1
 from .learner import ThrottledProgressCallback, _check_model_dir
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
@@ -99,9 +99,9 @@ def _final_scores(learn, distributed:bool) -> dict:
     values = learn.validate() if distributed else learn.recorder.values[-1][1:]  # DDP's metrics count samples repeated to even out shards
     final = {n: float(v) for n, v in zip(names, values)}
     if learn.dls.task == 'multilabel':
-        learn.choose_threshold()
         with learn.no_bar(), learn.no_logging(): probs, targets = learn.get_preds(ds_idx=1)  # fastai applies the loss's sigmoid
         probs = probs.float().numpy()
+        learn.threshold = best_threshold(probs, targets.numpy())  # as `Learner.choose_threshold`, from the one pass over validation
         per_label = multilabel_f1(probs, targets.numpy(), learn.threshold, average=None)
         final.update(threshold=learn.threshold, f1_micro=float(multilabel_f1(probs, targets.numpy(), learn.threshold)),
                      f1_macro=float(np.mean(per_label)), per_label={l: float(f) for l, f in zip(learn.dls.vocab, per_label)})
