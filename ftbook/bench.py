@@ -24,17 +24,19 @@ from .data import load_tokenizer, pad_ids
 from .classify import TextClassificationDataLoaders, classifier_learner, load_classification_model
 from .learner import _autocast_dtype, _use_mixed_precision
 from .splitter import transformer_splitter
-import ftbook.schedule  # adds fit_with_strategy to Learner
+from torch import nn
+from .schedule import DEFAULT_STRATEGY  # and fit_with_strategy on Learner
 
 # %% auto #0
-__all__ = ['CONTENDERS', 'EXTRA', 'BASELINE', 'RUNNERS', 'PEAK_BF16_TFLOPS', 'reset_peak_memory', 'peak_memory_mb', 'EpochTimer',
-           'Bench', 'run_ftbook', 'run_plain_same', 'run_plain_random', 'run_trainer', 'peak_tflops', 'mfu',
-           'run_bench', 'bench_table', 'profile_contenders', 'run_lm_bench', 'StepTimer', 'format_table',
-           'ftbook_bench']
+__all__ = ['CONTENDERS', 'EXTRA', 'BASELINE', 'RUNNERS', 'PEAK_BF16_TFLOPS', 'LM_VARIANTS', 'MEMORY_RECIPES', 'reset_peak_memory',
+           'peak_memory_mb', 'EpochTimer', 'Bench', 'run_ftbook', 'run_plain_same', 'run_plain_random', 'run_trainer',
+           'peak_tflops', 'mfu', 'run_bench', 'bench_table', 'profile_contenders', 'lm_flops_per_token', 'run_lm_bench',
+           'StepTimer', 'llama_1b_config', 'run_memory_bench', 'format_table', 'ftbook_bench']
 
 # %% ../nbs/11_bench.ipynb #c5adac45
 CONTENDERS = {
     'ftbook-full': 'ftbook Learner, full fine-tuning',
+    'ftbook-default': 'ftbook Learner, the default recipe (discr, decay 0.9)',
     'ftbook-gradual': 'ftbook Learner, gradual + discr',
     'plain-same': 'plain PyTorch loop, same batches as ftbook',
     'plain-random': 'plain PyTorch loop, random batches',
@@ -192,6 +194,7 @@ def run_trainer(bench:Bench, group_by_length:bool=False):
     return [out.metrics['train_runtime'] / bench.epochs] * bench.epochs, model
 
 RUNNERS = {'ftbook-full': lambda b: run_ftbook(b, 'full'), 'ftbook-full-fastai-adam': lambda b: run_ftbook(b, 'full', fastai_adam=True), 'ftbook-gradual': lambda b: run_ftbook(b, 'gradual'),
+           'ftbook-default': lambda b: run_ftbook(b, DEFAULT_STRATEGY),
            'plain-same': run_plain_same, 'plain-random': run_plain_random,
            'trainer': run_trainer, 'trainer-grouped': lambda b: run_trainer(b, group_by_length=True)}
 
@@ -207,9 +210,11 @@ def peak_tflops(device=None) -> float:
         if key in name: return value
     return None
 
-def mfu(n_params:int, tokens_per_second:float, peak:float) -> float:
-    "Model FLOPs utilisation: 6 · parameters · tokens per second over the peak (TFLOP/s)"
-    return None if not peak else 6 * n_params * tokens_per_second / (peak * 1e12)
+def mfu(n_params:int, tokens_per_second:float, peak:float,
+        flops_per_token:float=None) -> float: # training FLOPs per token, if not 6 · n_params (e.g. with attention)
+    "Model FLOPs utilisation: 6 · parameters (or `flops_per_token`) · tokens per second over the peak (TFLOP/s)"
+    if not peak: return None
+    return (flops_per_token or 6 * n_params) * tokens_per_second / (peak * 1e12)
 
 # %% ../nbs/11_bench.ipynb #ce61f9cb
 def run_bench(contenders=None, # keys of `CONTENDERS` (default: all)
@@ -284,52 +289,84 @@ def profile_contenders(contenders=('ftbook-full-fastai-adam', 'ftbook-full', 'pl
     return pd.DataFrame(rows).set_index('contender')
 
 # %% ../nbs/11_bench.ipynb #cad040b2
+LM_VARIANTS = {  # name -> lm_learner settings; every variant runs through ftbook's Learner and through the plain loop
+    'eager, full logits': dict(compile=False, fused_loss=False),
+    'compiled, full logits': dict(compile=True, fused_loss=False),
+    'eager, fused loss': dict(compile=False, fused_loss=True),
+    'compiled, fused loss': dict(compile=True, fused_loss=True),
+}
+
+def lm_flops_per_token(hf_model:nn.Module, seq_len:int) -> tuple:
+    "Training FLOPs per token: (6 · parameters, PaLM's count adding attention's 12 · layers · width · sequence length)"
+    cfg = hf_model.config
+    head_dim = getattr(cfg, 'head_dim', None) or cfg.hidden_size // cfg.num_attention_heads
+    width = cfg.num_attention_heads * head_dim  # query heads x head size: the width of the attention products
+    dense = 6 * sum(p.numel() for p in hf_model.parameters())
+    return dense, dense + 12 * cfg.num_hidden_layers * width * seq_len
+
+def _fresh_causal_lm(model, random_init:bool, device, config=None) -> nn.Module:
+    "The causal LM to benchmark, built on `device`: pretrained weights, or random ones from its config (same arithmetic)"
+    from transformers import AutoConfig, AutoModelForCausalLM
+    set_seed(0)
+    if config is not None or random_init:
+        with torch.device(device): return AutoModelForCausalLM.from_config(config or AutoConfig.from_pretrained(model), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device)
+
+def _lm_bench_data(tokenizer, bs, block_size, steps, warmup, device, text=None):
+    "Packed blocks of Hamlet, repeated so that the timed steps stay inside one epoch (no validation among them)"
+    from ftbook.lm import LMDataLoaders
+    from ftbook.core import hamlet_text
+    text = text or hamlet_text()
+    n_tokens = len(tokenizer(text, add_special_tokens=False, verbose=False)['input_ids'])
+    need = (steps + warmup + 2) * bs * (block_size + 1)
+    return LMDataLoaders.from_text(text * max(1, math.ceil(need / (0.9 * n_tokens))), tokenizer, block_size=block_size,
+                                   bs=bs, device=device, max_valid_blocks=bs)
+
+def _time_lm(name, learn, warmup, steps, lr, device, fit=None):
+    "Seconds for `steps` optimizer steps after `warmup`, through ftbook's fit or the plain loop over the same model and loss"
+    if name == 'ftbook':
+        timer = StepTimer(warmup, steps)
+        with learn.no_bar(), learn.no_logging(): (fit or learn.fit_one_cycle)(1, lr, cbs=[timer])
+        return timer.seconds
+    return _plain_lm_loop(learn.model, learn.loss_func, learn.dls, device, warmup, steps, lr)
+
 def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-135M, converted and cached)
                  block_size:int=1024, bs:int=16, steps:int=30, warmup:int=5, lr:float=1e-4,
                  random_init:bool=False, # random weights from the folder's config (same speed; for machines without the weights)
-                 compile:bool=False, # torch.compile the model first
+                 variants=None, # keys of `LM_VARIANTS` (default: all)
                  peak:float=None, text:str=None) -> dict:
-    "Tokens per second, peak memory and MFU of causal-LM fine-tuning: ftbook's Learner against a plain loop."
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from ftbook.lm import LMDataLoaders, CausalLM, smollm2_path
-    from ftbook.core import hamlet_text
+    "Tokens per second, peak memory and MFU of causal-LM fine-tuning: ftbook's Learner against a plain loop, per variant."
+    from ftbook.lm import lm_learner, smollm2_path
     model = resolve_model(model) if model else smollm2_path()  # a folder or a Hub id
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    text = text or hamlet_text()
-    def fresh():
-        set_seed(0)
-        if random_init: return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model), dtype=torch.float32)
-        return AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-    tokenizer = load_tokenizer(model)
-    n_tokens = len(tokenizer(text, add_special_tokens=False, verbose=False)['input_ids'])
-    need = (steps + warmup + 2) * bs * (block_size + 1)  # the timed steps stay inside one epoch: no validation in them
-    repeats = max(1, math.ceil(need / (0.9 * n_tokens)))
-    dls = LMDataLoaders.from_text(text * repeats, tokenizer, block_size=block_size, bs=bs, device=device, max_valid_blocks=bs)
+    variants = list(variants or LM_VARIANTS)
+    unknown = [v for v in variants if v not in LM_VARIANTS]
+    if unknown: raise ConfigError(f"Unknown LM variant(s) {', '.join(unknown)}: choose from {', '.join(LM_VARIANTS)}.")
+    dls = _lm_bench_data(load_tokenizer(model), bs, block_size, steps, warmup, device, text)
     peak = peak or peak_tflops(device)
     rows = []
-    for name in ['ftbook', 'plain']:
-        gc.collect()
-        if device.type == 'cuda': torch.cuda.empty_cache()
-        hf = fresh()
-        n_params = sum(p.numel() for p in hf.parameters())
-        learn = _use_mixed_precision(Learner(dls, CausalLM(hf.to(device)), loss_func=CrossEntropyLossFlat(),
-                                             splitter=partial(transformer_splitter, n_block_groups=5)))
-        if compile: learn.model = torch.compile(learn.model)
-        measured = reset_peak_memory(device)
-        if name == 'ftbook':
-            timer = StepTimer(warmup, steps)
-            with learn.no_bar(), learn.no_logging():
-                learn.fit_one_cycle(1, lr, cbs=[timer])
-            seconds = timer.seconds
-        else:
-            seconds = _plain_lm_loop(learn.model, dls, device, warmup, steps, lr)
-        tokens = steps * bs * block_size
-        rows.append(dict(contender=name, tokens_per_second=round(tokens / seconds), seconds_per_step=round(seconds / steps, 4),
-                         peak_memory_mb=round(peak_memory_mb(device), 1) if measured else None, mfu=mfu(n_params, tokens / seconds, peak)))
-        del learn, hf
+    for variant in variants:
+        for name in ['ftbook', 'plain']:
+            gc.collect()
+            if device.type == 'cuda': torch.cuda.empty_cache()
+            hf = _fresh_causal_lm(model, random_init, device)
+            dense, palm = lm_flops_per_token(hf, block_size)
+            learn = lm_learner(dls, hf, **LM_VARIANTS[variant])
+            measured = reset_peak_memory(device)
+            seconds = _time_lm(name, learn, warmup, steps, lr, device)
+            tokens_per_second = steps * bs * block_size / seconds
+            rows.append(dict(variant=variant, contender=name, tokens_per_second=round(tokens_per_second),
+                             seconds_per_step=round(seconds / steps, 4), peak_memory_mb=round(peak_memory_mb(device), 1) if measured else None,
+                             fused_loss=learn.model.fused_loss, liger=bool(learn.model.fused_loss and device.type == 'cuda' and _liger()),
+                             mfu=mfu(None, tokens_per_second, peak, dense), mfu_with_attention=mfu(None, tokens_per_second, peak, palm)))
+            del learn, hf
     return dict(settings=dict(model=str(model), device=str(device), device_name=_device_name(device), block_size=block_size,
-                              bs=bs, steps=steps, warmup=warmup, random_init=random_init, compile=compile, n_params=n_params,
+                              bs=bs, steps=steps, warmup=warmup, random_init=random_init, n_params=dense // 6,
                               peak_tflops=peak, torch=torch.__version__), rows=rows)
+
+def _liger() -> bool:
+    from ftbook.lm import liger_available
+    return liger_available()
 
 class StepTimer(Callback):
     "Time `steps` optimizer steps after `warmup` steps, then stop the fit"
@@ -342,19 +379,66 @@ class StepTimer(Callback):
             _sync(self.dls.device); self.seconds = time.perf_counter() - self._start
             raise CancelFitException()  # fastai ends the fit cleanly
 
-def _plain_lm_loop(model, dls, device, warmup, steps, lr) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=device.type == 'cuda')
+def _plain_lm_loop(model, loss_func, dls, device, warmup, steps, lr) -> float:
+    "A hand-written loop over the same model, loss and batches: AdamW (fused on CUDA), bf16 autocast on CUDA"
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01, fused=device.type == 'cuda')
     model.train()
     n, start = 0, None
     while True:
         for x, y in dls.train:
             with torch.autocast(device.type, dtype=_autocast_dtype(device), enabled=device.type == 'cuda'):
-                logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1))
+                loss = loss_func(model(x), y)
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
             n += 1
             if n == warmup: _sync(device); start = time.perf_counter()
             if n == warmup + steps: _sync(device); return time.perf_counter() - start
+
+# %% ../nbs/11_bench.ipynb #69f32508
+def llama_1b_config(vocab_size:int=49152):
+    "A Llama config of Llama 3.2 1B's dimensions (about 1.07B parameters with a 49,152-token vocabulary)"
+    from transformers import LlamaConfig
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                       num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096, tie_word_embeddings=True,
+                       rope_theta=500000.0)
+
+MEMORY_RECIPES = {'full + checkpointing': dict(gradient_checkpointing=True), 'lora': dict(lora=True)}
+
+def run_memory_bench(config=None, # a transformers config (default: `llama_1b_config`)
+                     tokenizer=None, # tokenizer folder for the data (default: the bundled SmolLM2's)
+                     recipes=None, # keys of `MEMORY_RECIPES` (default: both)
+                     block_size:int=1024, bs:int=8, steps:int=10, warmup:int=3, lr:float=1e-4, peak:float=None) -> dict:
+    "Peak memory and tokens per second of fine-tuning a (1B-class) decoder with random weights: ftbook against the plain loop."
+    from ftbook.lm import lm_learner, smollm2_path
+    from ftbook.lora import lora_model
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    tok = load_tokenizer(tokenizer or smollm2_path())
+    config = config or llama_1b_config(len(tok))
+    dls = _lm_bench_data(tok, bs, block_size, steps, warmup, device)
+    peak, rows = peak or peak_tflops(device), []
+    for recipe in recipes or MEMORY_RECIPES:
+        settings = dict(MEMORY_RECIPES[recipe])
+        lora = settings.pop('lora', False)
+        for name in ['ftbook', 'plain']:
+            gc.collect()
+            if device.type == 'cuda': torch.cuda.empty_cache()
+            hf = _fresh_causal_lm(None, True, device, config)
+            n_params = sum(p.numel() for p in hf.parameters())
+            dense, palm = lm_flops_per_token(hf, block_size)
+            if lora and name == 'plain': hf = lora_model(hf)  # peft directly
+            learn = lm_learner(dls, hf, compile=False, n_block_groups=min(5, config.num_hidden_layers), **settings)
+            if lora and name == 'ftbook': learn.add_lora()
+            measured = reset_peak_memory(device)
+            seconds = _time_lm(name, learn, warmup, steps, lr, device)
+            tokens_per_second = steps * bs * block_size / seconds
+            trained = sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
+            rows.append(dict(recipe=recipe, contender=name, n_params=n_params, trained_params=trained,
+                             tokens_per_second=round(tokens_per_second), seconds_per_step=round(seconds / steps, 4),
+                             peak_memory_mb=round(peak_memory_mb(device), 1) if measured else None,
+                             mfu_with_attention=mfu(None, tokens_per_second, peak, palm)))
+            del learn, hf
+    return dict(settings=dict(config=config.to_dict() if hasattr(config, 'to_dict') else str(config), device=str(device),
+                              device_name=_device_name(device), block_size=block_size, bs=bs, steps=steps, warmup=warmup,
+                              peak_tflops=peak, torch=torch.__version__), rows=rows)
 
 # %% ../nbs/11_bench.ipynb #1b2f480c
 def format_table(result:dict) -> str:
@@ -371,7 +455,9 @@ def ftbook_bench(quick:bool=False, # the CPU budget: 2,000 reviews, 2 epochs (ab
                  lm_model:str=None, # causal LM folder for --lm
                  lm_random_init:bool=False, # --lm with random weights from the config (same speed)
                  lm_block_size:int=1024, lm_bs:int=16, lm_steps:int=30,
-                 lm_compile:bool=False, # --lm with torch.compile
+                 lm_variants:str=None, # --lm variants, comma-separated keys of LM_VARIANTS (default: all four)
+                 memory:bool=False, # also fine-tune a 1B-class decoder (random weights) fully and with LoRA: peak memory (meant for a GPU)
+                 memory_bs:int=8, memory_block_size:int=1024,
                  profile:bool=False, # also profile the hot path (operator calls, kernel launches, scalar reads, stream syncs per step)
                  peak_tflops:float=None, # device peak bf16 TFLOP/s for MFU (default: from the device name)
                  out:str='bench.json', # where to write the results (JSON)
@@ -385,8 +471,11 @@ def ftbook_bench(quick:bool=False, # the CPU budget: 2,000 reviews, 2 epochs (ab
     print(format_table(result))
     if lm:
         result['lm'] = run_lm_bench(lm_model, block_size=lm_block_size, bs=lm_bs, steps=lm_steps,
-                                    random_init=lm_random_init, compile=lm_compile, peak=peak_tflops)
-        print(pd.DataFrame(result['lm']['rows']).set_index('contender').to_string())
+                                    random_init=lm_random_init, variants=lm_variants.split(',') if lm_variants else None, peak=peak_tflops)
+        print(pd.DataFrame(result['lm']['rows']).set_index(['variant', 'contender']).to_string())
+    if memory:
+        result['memory'] = run_memory_bench(bs=memory_bs, block_size=memory_block_size, peak=peak_tflops)
+        print(pd.DataFrame(result['memory']['rows']).set_index(['recipe', 'contender']).to_string())
     if profile:
         table = profile_contenders(model=model, data=data, bs=bs, max_len=max_len, lr=lr, seed=seed)
         print(table.to_string())

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
@@ -27,7 +29,8 @@ from .splitter import transformer_splitter
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
 
 # %% auto #0
-__all__ = ['cache_dir', 'gguf_to_pretrained', 'smollm2_path', 'pack_blocks', 'LMDataLoaders', 'CausalLM', 'load_causal_lm',
+__all__ = ['cache_dir', 'gguf_to_pretrained', 'smollm2_path', 'pack_blocks', 'LMDataLoaders', 'liger_available',
+           'fused_linear_cross_entropy', 'CausalLM', 'CausalLMLoss', 'fused_loss_matches', 'load_causal_lm',
            'lm_learner']
 
 # %% ../nbs/06_lm.ipynb #0a9b5ae2
@@ -121,15 +124,141 @@ class LMDataLoaders(DataLoaders):
         dls.max_len = block_size
         return dls
 
+# %% ../nbs/06_lm.ipynb #c4c759f3
+def _autocast_dtype_now(device_type:str):
+    "The dtype autocast computes matrix products in here and now (None when autocast is off)"
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    "Mean cross-entropy of `hidden @ weight.T + bias`; the gradients are computed chunk by chunk in the forward pass"
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, ignore_index:int, chunk_size:int):
+        dtype = _autocast_dtype_now(hidden.device.type) or hidden.dtype
+        acc = torch.promote_types(hidden.dtype, torch.float32)  # softmax and sums: float32, or float64 for float64 inputs
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        with torch.autocast(hidden.device.type, enabled=False):
+            h, w = hidden.to(dtype), weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            valid = target != ignore_index
+            n_valid = valid.sum().clamp(min=1)
+            safe_target = target.masked_fill(~valid, 0)
+            grad_h = torch.empty_like(h) if need_h else None
+            grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+            grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
+            loss = torch.zeros((), dtype=acc, device=hidden.device)
+            for start in range(0, h.shape[0], chunk_size):
+                rows = slice(start, start + chunk_size)
+                logits = (h[rows] @ w.T if b is None else torch.addmm(b, h[rows], w.T)).to(acc)
+                lse = logits.logsumexp(-1)
+                picked = logits.gather(1, safe_target[rows, None]).squeeze(1)
+                loss += ((lse - picked) * valid[rows]).sum()
+                # d loss / d logits = (softmax - one-hot) / n_valid on valid rows, 0 on ignored ones
+                grad = logits.sub_(lse[:, None]).exp_()
+                grad[torch.arange(grad.shape[0], device=grad.device), safe_target[rows]] -= 1
+                grad *= (valid[rows].to(acc) / n_valid)[:, None]
+                if need_b: grad_b += grad.sum(0)
+                grad = grad.to(dtype)
+                if need_h: grad_h[rows] = grad @ w
+                if need_w: grad_w += (grad.T @ h[rows]).to(acc)
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.dtypes = hidden.dtype, weight.dtype, None if bias is None else bias.dtype
+        return loss / n_valid
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grads = [None if g is None else (g * grad_loss).to(dt) for g, dt in zip(ctx.saved_tensors, ctx.dtypes)]
+        return (*grads, None, None, None)
+
+def liger_available() -> bool:
+    "Is the `liger-kernel` package (Triton kernels for CUDA) importable?"
+    try: import liger_kernel.transformers.functional  # noqa: F401
+    except Exception: return False
+    return True
+
+def fused_linear_cross_entropy(hidden:torch.Tensor, # hidden states before the output layer, (..., d)
+                               weight:torch.Tensor, # the output layer's weight, (vocab, d)
+                               target:torch.Tensor, # token ids, hidden's shape without its last dimension
+                               bias:torch.Tensor=None, # the output layer's bias, if it has one
+                               ignore_index:int=-100, # targets with this value carry no loss
+                               chunk_size:int=None, # tokens per chunk (default: about 64 M scores, 256 MB in float32)
+                               use_liger:bool=None, # Liger's Triton kernels (default: on CUDA when installed)
+                              ) -> torch.Tensor:
+    "Mean cross-entropy of the output layer's scores against `target`, without holding the scores of all tokens at once"
+    hidden, target = hidden.flatten(0, -2), target.flatten()
+    if hidden.shape[0] != target.shape[0]:
+        raise DataError(f"{hidden.shape[0]} hidden states but {target.shape[0]} targets: pass one target per position.")
+    if use_liger is None: use_liger = hidden.is_cuda and liger_available()
+    if use_liger:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+        dtype = _autocast_dtype_now(hidden.device.type) or hidden.dtype
+        with torch.autocast(hidden.device.type, enabled=False):
+            return liger_fused_linear_cross_entropy(hidden.to(dtype), weight.to(dtype), target, None if bias is None else bias.to(dtype),
+                                                    ignore_index=ignore_index, accum_dtype=torch.float32)
+    chunk_size = chunk_size or max(1, 2**26 // weight.shape[0])
+    return _ChunkedLinearCrossEntropy.apply(hidden, weight, bias, target, ignore_index, chunk_size)
+
 # %% ../nbs/06_lm.ipynb #ec3a00e5
 class CausalLM(nn.Module):
-    "Wraps a transformers causal LM so fastai gets next-token logits from a batch of token ids."
-    def __init__(self, hf_model:nn.Module): # an `AutoModelForCausalLM`
+    "Wraps a transformers causal LM so fastai gets next-token logits from a batch of token ids (hidden states while training with `fused_loss`)."
+    def __init__(self, hf_model:nn.Module, # an `AutoModelForCausalLM`
+                 fused_loss:bool=False): # while training, return the decoder's hidden states for `CausalLMLoss` to finish in chunks
         super().__init__()
-        self.hf_model = hf_model
+        self.hf_model, self.fused_loss = hf_model, fused_loss
+        self.returned_hidden = False  # what the last forward pass returned, read by `CausalLMLoss`
+
+    @property
+    def output_layer(self) -> nn.Module: return self.hf_model.get_output_embeddings()
 
     def forward(self, input_ids):
+        self.returned_hidden = (self.fused_loss and self.training and torch.is_grad_enabled()
+                                and type(self.output_layer) is nn.Linear)  # a LoRA-wrapped output layer is not
+        if self.returned_hidden: return self.hf_model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
         return self.hf_model(input_ids=input_ids, use_cache=False).logits
+
+class CausalLMLoss:
+    "Next-token cross-entropy over the logits, or through the output layer in chunks when the model returned hidden states"
+    def __init__(self, lm:CausalLM, # the model whose output this loss receives
+                 chunk_size:int=None): # tokens per chunk of the fused loss (see `fused_linear_cross_entropy`)
+        self.lm, self.chunk_size, self.plain = lm, chunk_size, CrossEntropyLossFlat()
+    def __call__(self, pred, target):
+        if not self.lm.returned_hidden: return self.plain(pred, target)
+        head = self.lm.output_layer
+        return fused_linear_cross_entropy(pred, head.weight, target, bias=head.bias, chunk_size=self.chunk_size)
+    # what fastai's get_preds and predict use (they run the model in evaluation, on logits)
+    def activation(self, x): return self.plain.activation(x)
+    def decodes(self, x): return self.plain.decodes(x)
+
+def fused_loss_matches(hf_model:nn.Module) -> bool:
+    "Does the output layer applied to the decoder's hidden states give the model's own logits? (one short input, no gradient)"
+    try:
+        head, decoder = hf_model.get_output_embeddings(), hf_model.get_decoder()
+        if type(head) is not nn.Linear or decoder is hf_model: return False
+        ids = (torch.arange(8, device=head.weight.device)[None] * 7 + 3) % head.out_features
+        def both():
+            with torch.no_grad():
+                return (hf_model(input_ids=ids, use_cache=False).logits.float(),
+                        head(decoder(input_ids=ids, use_cache=False).last_hidden_state).float())
+        was_training, weight = hf_model.training, head.weight.detach().clone()
+        hf_model.eval()
+        try:
+            logits, direct = both()
+            # a freshly initialised model has tiny logits, where a cap or a scale hardly shows: make them large, then compare
+            scale = 50 / logits.abs().max().clamp(min=1e-6)
+            if scale > 1:
+                with torch.no_grad(): head.weight.mul_(scale)
+                logits, direct = both()
+        finally:
+            with torch.no_grad(): head.weight.copy_(weight)
+            hf_model.train(was_training)
+        return logits.shape == direct.shape and torch.allclose(direct, logits, rtol=1e-3, atol=1e-3 * float(logits.abs().max()))
+    except Exception: return False  # an architecture without get_decoder or last_hidden_state keeps the plain loss
+
+class _NoTrainMetricsWithFusedLoss(Callback):
+    "Refuse training metrics when the model returns hidden states while training"
+    def before_fit(self):
+        if getattr(self.learn, 'recorder', None) is not None and self.recorder.train_metrics and self.loss_func.lm.fused_loss:
+            raise ConfigError("Training metrics need the full logits, which the fused loss never builds: "
+                              "pass fused_loss=False to lm_learner, or keep train_metrics off.")
 
 def load_causal_lm(model_path, # a local transformers model folder, or a Hub id (see `resolve_model`)
                    trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
@@ -144,21 +273,28 @@ def load_causal_lm(model_path, # a local transformers model folder, or a Hub id 
     return model
 
 def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
-               model_path=None, # model folder (default: the bundled SmolLM2-135M, converted and cached)
+               model_path=None, # model folder or Hub id (default: the bundled SmolLM2-135M, converted and cached), or a causal LM already built
                n_block_groups:int=5, # cut the decoder blocks into this many groups (SmolLM2: 30 blocks -> 5 groups of 6, 7 groups in all)
                mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
                gradient_checkpointing:bool=False, # recompute activations in the backward pass: less memory, ~30% more compute
+               fused_loss:bool=True, # compute the loss through the output layer in chunks, never holding all the logits (where it is exact)
+               compile:bool=None, # `torch.compile` the decoder in place (default: on CUDA)
                trust_remote_code:bool=False, # allow the model folder to run its own code
                **kwargs) -> Learner:
     "A fastai `Learner` fine-tuning a causal LM on `dls` with next-token loss, perplexity and per-layer groups."
     model_path = smollm2_path() if model_path is None else model_path
-    hf_model = load_causal_lm(model_path, trust_remote_code)
+    hf_model = model_path if isinstance(model_path, nn.Module) else load_causal_lm(model_path, trust_remote_code)
     if gradient_checkpointing: hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+    lm = CausalLM(hf_model, fused_loss=fused_loss and fused_loss_matches(hf_model))
+    if compile is None: compile = torch.device(dls.device or default_device()).type == 'cuda'
+    # in place, so parameter names (checkpoints, exports) are unchanged; each new frozen/thawed pattern compiles once
+    if compile: hf_model.get_decoder().compile()
     metrics = kwargs.pop('metrics', [Perplexity(), accuracy])
     kwargs.setdefault('opt_func', _default_opt_func(dls))  # PyTorch's AdamW, fused on CUDA (see `torch_adamw`)
-    learn = Learner(dls, CausalLM(hf_model), loss_func=CrossEntropyLossFlat(), metrics=metrics,
+    learn = Learner(dls, lm, loss_func=CausalLMLoss(lm), metrics=metrics,
                     splitter=partial(transformer_splitter, n_block_groups=n_block_groups), **kwargs)
-    learn.add_cb(SmoothLossOnDevice())  # no wait for the GPU at each step to average the loss
+    learn.add_cbs([SmoothLossOnDevice(), _NoTrainMetricsWithFusedLoss()])  # no wait for the GPU at each step to average the loss
+    learn.compiled = compile
     return _use_mixed_precision(learn, mixed_precision)
 
 # %% ../nbs/06_lm.ipynb #29c0e8d8
