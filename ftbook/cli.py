@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #d5545090
 from __future__ import annotations
-import inspect, json, os, sys, time, warnings
+import inspect, json, os, shutil, sys, tempfile, time, warnings
 from dataclasses import asdict
 # fastai's layers module calls torch.jit.script at import, which torch >= 2.10 deprecates; keep it off our commands' output
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -22,6 +22,7 @@ from fastcore.script import call_parse
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
 from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import _check_columns, load_tokenizer, read_table
+from .adapt import adaptation_texts, domain_adapt
 from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, best_threshold, classifier_learner, multilabel_f1
 from .learner import ThrottledProgressCallback, _check_model_dir
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
@@ -119,7 +120,35 @@ def _check_writable(path:Path, what:str):
         raise ConfigError(f"Cannot write the {what} {path}: choose a location you have write access to.")
 
 _RUN_SETTINGS = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr',
-                'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'schedule', 'task', 'label_delim')  # what decides a run's course: a resumed run reuses them
+                'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'schedule', 'task', 'label_delim', 'adapt_epochs', 'unlabelled')  # what decides a run's course: a resumed run reuses them
+
+def _check_adaptation(adapt_epochs, unlabelled, recipe:dict):
+    "Refuse domain-adaptation options that cannot work together, before anything is loaded"
+    if not isinstance(adapt_epochs, int) or adapt_epochs < 0:
+        raise ConfigError(f"--adapt-epochs is {adapt_epochs}: use 0 (no adaptation) or a positive number of epochs, e.g. 1.")
+    if unlabelled is not None and not adapt_epochs:
+        raise ConfigError("--unlabelled texts are used only by domain adaptation: add --adapt-epochs N (e.g. 1), or drop --unlabelled.")
+    if adapt_epochs and not recipe['pretrained']:
+        raise ConfigError("--adapt-epochs adapts the pretrained weights, which --strategy scratch does not use: drop one of them.")
+    if isinstance(unlabelled, (str, Path)) and not Path(unlabelled).is_file():
+        raise DataError(f"Unlabelled-text file {unlabelled} does not exist: check the path.")
+
+def _read_unlabelled(unlabelled, text_col:str):
+    "The unlabelled texts: None, a list, a table (DataFrame or .csv/.tsv/.jsonl file with `text_col`), or a .txt file of one text per line"
+    if unlabelled is None or isinstance(unlabelled, (list, tuple)): return unlabelled
+    if isinstance(unlabelled, (str, Path)) and Path(unlabelled).suffix == '.txt':
+        try: lines = Path(unlabelled).read_text(encoding='utf-8').splitlines()
+        except UnicodeDecodeError: raise DataError(f"{unlabelled} is not UTF-8 text: save it as UTF-8 and try again.") from None
+        if not any(l.strip() for l in lines): raise DataError(f"Unlabelled-text file {unlabelled} holds no text: one text per line.")
+        return lines
+    df = read_table(unlabelled)
+    _check_columns(df, {'text': text_col})
+    return df
+
+def _unlabelled_setting(unlabelled):
+    "How run.json and the report record the unlabelled texts: the path, or a note for texts passed in memory"
+    if unlabelled is None or isinstance(unlabelled, (str, Path)): return None if unlabelled is None else str(unlabelled)
+    return '<in memory>'
 
 def _schedule_setting(schedule, strategy:str='gradual', unfreeze='spread', until:float=0.5) -> list:
     "The phases of `schedule` (a file or a list) as plain dicts for run.json and the report, checked on their own; None without one"
@@ -207,12 +236,15 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
              schedule=None, # explicit unfreezing phases: a YAML/JSON file or a list (see `read_phases`); replaces unfreeze/until
              task:str=None, # classify, multilabel or regression (default: inferred from the label columns, see `infer_task`)
              label_delim:str=None, # multilabel: separator of several labels in one column, e.g. '|'
+             adapt_epochs:int=0, # first fine-tune the encoder's masked LM on the training texts (and `unlabelled`) for this many epochs (see `domain_adapt`)
+             unlabelled=None, # more texts of the domain for that stage: a .txt file (one text per line), a table file with the text column, or a list
             ):
     "Fine-tune a sequence classifier (one label, several labels, or numbers per text) end to end; returns `(learner, report dict)`."
     if resume is not None:
         run_settings, checkpoints, resume = _resume_settings(resume, locals())
         data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct, schedule, \
-            task, label_delim = (run_settings.get(k) for k in _RUN_SETTINGS)
+            task, label_delim, adapt_epochs, unlabelled = (run_settings.get(k) for k in _RUN_SETTINGS)
+        adapt_epochs = adapt_epochs or 0
     data_setting = _data_setting(data)
     recipe = strategy_settings(strategy, decay)
     phases = _schedule_setting(schedule, strategy, unfreeze, until)  # checked on its own now, against the model below
@@ -220,6 +252,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     lr = recipe['default_lr'] if lr is None else lr
     _check_options(epochs, lr, bs, max_len, limit, valid_pct)
     _check_checkpointing(monitor, save_every)
+    _check_adaptation(adapt_epochs, unlabelled, recipe)
     every = _unfreeze_every(unfreeze)
     out, report = (Path(out) if out is not None else None), (Path(report) if report is not None else None)
     if out is not None: _check_writable(out, 'output folder')
@@ -240,7 +273,29 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
                                                     valid_pct=valid_pct, seed=seed, limit=limit, bs=bs, max_len=max_len,
                                                     task=task, label_delim=label_delim)
     _check_checkpointing(monitor, save_every, dls.task)  # now that the task is known
-    learn = classifier_learner(dls, model, pretrained=recipe['pretrained'])
+    adapted, adaptation = None, None
+    if adapt_epochs and resume is None:  # a resumed run's checkpoint already holds the weights that grew from the adapted encoder
+        adapted = Path(tempfile.mkdtemp(prefix='ftbook-adapted-'))  # removed below, whatever happens
+        corpus = adaptation_texts(dls.train_df['text'], dls.valid_df['text'], _read_unlabelled(unlabelled, text_col), text_col,
+                                  group_col if group_col else None, dls.valid_df['group'].unique() if group_col else ())
+        _, adaptation = domain_adapt(corpus, model_dir, adapted/'encoder', epochs=adapt_epochs, bs=bs, max_len=max_len, seed=seed,
+                                     device=dls.device)
+        set_seed(seed, reproducible=True)  # the classifier starts as it would without the stage
+    try: return _train_classifier(**{k: v for k, v in locals().items() if k in _TRAIN_ARGS})
+    finally:
+        if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
+
+_TRAIN_ARGS = ('dls', 'model', 'adapted', 'adaptation', 'recipe', 'phases', 'epochs', 'checkpoints', 'data_setting', 'text_col', 'label_col',
+               'group_col', 'strategy', 'decay', 'unfreeze', 'until', 'lr', 'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'task',
+               'label_delim', 'adapt_epochs', 'unlabelled', 'monitor', 'save_every', 'resume', 'progress', 'every', 'start', 'out',
+               'report', 'merge')
+
+def _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col, group_col,
+                      strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim, adapt_epochs, unlabelled,
+                      monitor, save_every, resume, progress, every, start, out, report, merge):
+    "The classifier part of `finetune`, from the checked settings and data (from the adapted encoder, if there is one)"
+    learn = classifier_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
+    if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
     if phases is not None:  # before anything is written: a schedule that cannot work on this model stops here
         if recipe['lora']: learn.add_lora()  # the phases may name the adapters
         GradualUnfreezing(phases=phases).check(learn, epochs)
@@ -249,7 +304,8 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if checkpoints is not None:
         settings = dict(data=data_setting, text_col=text_col, label_col=label_col, group_col=group_col, model=str(model),
                         strategy=strategy, decay=decay, unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs,
-                        max_len=max_len, limit=limit, seed=seed, valid_pct=valid_pct, schedule=phases, task=task, label_delim=label_delim)
+                        max_len=max_len, limit=limit, seed=seed, valid_pct=valid_pct, schedule=phases, task=task, label_delim=label_delim,
+                        adapt_epochs=adapt_epochs, unlabelled=_unlabelled_setting(unlabelled))
         if rank_distrib() == 0: atomic_write_text(checkpoints/'run.json', json.dumps(settings, indent=1))
         cbs.append(checkpointer := Checkpointer(checkpoints, monitor=monitor, every=save_every, resume=resume or False))
     if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
@@ -267,8 +323,9 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
                   peak_memory_mb=peak_memory_mb(dls.device), strategy=recipe, first_trainable_step=_first_trainable(schedule_cb, report_cb.groups),
                   settings=dict(model=str(model), strategy=strategy, decay=recipe['decay'], unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs, max_len=max_len, limit=limit, seed=seed,
                                 valid_pct=valid_pct, text_col=text_col, label_col=label_col, group_col=group_col, task=dls.task, label_delim=label_delim,
-                                precision=learn.precision, device=str(dls.device)),
+                                adapt_epochs=adapt_epochs, unlabelled=_unlabelled_setting(unlabelled), precision=learn.precision, device=str(dls.device)),
                   seconds=round(time.time() - start, 1))
+    if adaptation is not None: result['adaptation'] = adaptation
     if distributed: result['distributed'] = distributed
     if checkpoints is not None:
         result['checkpoints'] = dict(folder=str(checkpoints), monitor=monitor, best=float(checkpointer.best),
@@ -345,6 +402,8 @@ def ftbook_finetune(
     monitor:str='valid_loss', # what the best/ checkpoint is best at: valid_loss, accuracy or f1_score
     resume:str=None, # continue an interrupted run from its checkpoint folder (its settings are reused)
     schedule:str=None, # YAML/JSON file of unfreezing phases (which groups thaw when, at what rate); replaces --unfreeze/--until
+    adapt_epochs:int=0, # first fine-tune the encoder's masked LM for N epochs on the training texts and --unlabelled ones (ULMFiT's stage 2)
+    unlabelled:str=None, # more texts of the domain for --adapt-epochs: .txt (one per line) or .csv/.tsv/.jsonl with the text column
 ):
     """Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
     The default recipe, discr, trains every layer from the start with discriminative rates (each group below the head at
@@ -352,16 +411,22 @@ def ftbook_finetune(
     2 epochs, 3 seeds: nbs/12_grid.ipynb) it beat full fine-tuning by 2.7 points on average and lost no cell, most where
     the budget is short for the data. Pick another recipe when: gradual or freeze, less time per
     epoch (frozen groups need no backward pass); lora, a small export and less optimizer state; full, one rate everywhere
-    (give it a lower --lr, e.g. 1e-4: at 5e-4 it fell to the majority class on the grid's sweep); --schedule, your own phases."""
+    (give it a lower --lr, e.g. 1e-4: at 5e-4 it fell to the majority class on the grid's sweep); --schedule, your own phases.
+    --adapt-epochs N first continues the encoder's masked-LM pretraining on the training texts and --unlabelled ones
+    (ULMFiT's stage 2), never on validation texts; the classifier then starts from the adapted encoder."""
     with _cli_errors('ftbook-finetune'):
         if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
         learn, rep = finetune(data, text_col, _split_columns(label_col), group_col, model, strategy, decay, unfreeze, until, epochs, lr,
                               bs, max_len, limit, seed, valid_pct, None if no_save else out, report, merge=not adapters_only,
                               checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume,
-                              schedule=schedule, task=task, label_delim=label_delim)
+                              schedule=schedule, task=task, label_delim=label_delim, adapt_epochs=adapt_epochs, unlabelled=unlabelled)
         if rank_distrib() != 0: return  # under `accelerate launch`, rank 0 reports
         f = rep['final']
         if 'distributed' in rep: print(f"Trained in {rep['distributed']['world_size']} processes.")
+        if 'adaptation' in rep:
+            a = rep['adaptation']
+            print(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "
+                  f"{a['perplexity_after']:,.1f} ({a['seconds']:.0f} s).")
         print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} texts ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
               f"{rep['settings']['precision']}).")
         saved = [f"model saved to {out}"] if not no_save else []
