@@ -252,7 +252,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     lr = recipe['default_lr'] if lr is None else lr
     _check_options(epochs, lr, bs, max_len, limit, valid_pct)
     _check_checkpointing(monitor, save_every)
-    _check_adaptation(adapt_epochs, unlabelled, recipe)
+    _check_adaptation(adapt_epochs, unlabelled if resume is None else None, recipe)  # resuming: the checkpoint holds the weights, the texts are not read
     every = _unfreeze_every(unfreeze)
     out, report = (Path(out) if out is not None else None), (Path(report) if report is not None else None)
     if out is not None: _check_writable(out, 'output folder')
