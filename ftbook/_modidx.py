@@ -43,7 +43,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ftbook.bench.StepTimer.after_step': ('bench.html#steptimer.after_step', 'ftbook/bench.py'),
                               'ftbook.bench._device_name': ('bench.html#_device_name', 'ftbook/bench.py'),
                               'ftbook.bench._fresh_causal_lm': ('bench.html#_fresh_causal_lm', 'ftbook/bench.py'),
-                              'ftbook.bench._liger': ('bench.html#_liger', 'ftbook/bench.py'),
                               'ftbook.bench._lm_bench_data': ('bench.html#_lm_bench_data', 'ftbook/bench.py'),
                               'ftbook.bench._plain_lm_loop': ('bench.html#_plain_lm_loop', 'ftbook/bench.py'),
                               'ftbook.bench._plain_loop': ('bench.html#_plain_loop', 'ftbook/bench.py'),

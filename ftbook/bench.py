@@ -336,6 +336,7 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
                  variants=None, # keys of `LM_VARIANTS` (default: all)
                  peak:float=None, text:str=None) -> dict:
     "Tokens per second, peak memory and MFU of causal-LM fine-tuning: ftbook's Learner against a plain loop, per variant."
+    import ftbook.lm
     from ftbook.lm import lm_learner, smollm2_path
     model = resolve_model(model) if model else smollm2_path()  # a folder or a Hub id
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -357,16 +358,12 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
             tokens_per_second = steps * bs * block_size / seconds
             rows.append(dict(variant=variant, contender=name, tokens_per_second=round(tokens_per_second),
                              seconds_per_step=round(seconds / steps, 4), peak_memory_mb=round(peak_memory_mb(device), 1) if measured else None,
-                             fused_loss=learn.model.fused_loss, liger=bool(learn.model.fused_loss and device.type == 'cuda' and _liger()),
+                             fused_loss=learn.model.fused_loss, liger=bool(learn.model.fused_loss and device.type == 'cuda' and ftbook.lm.liger_available()),
                              mfu=mfu(None, tokens_per_second, peak, dense), mfu_with_attention=mfu(None, tokens_per_second, peak, palm)))
             del learn, hf
     return dict(settings=dict(model=str(model), device=str(device), device_name=_device_name(device), block_size=block_size,
                               bs=bs, steps=steps, warmup=warmup, random_init=random_init, n_params=dense // 6,
                               peak_tflops=peak, torch=torch.__version__), rows=rows)
-
-def _liger() -> bool:
-    from ftbook.lm import liger_available
-    return liger_available()
 
 class StepTimer(Callback):
     "Time `steps` optimizer steps after `warmup` steps, then stop the fit"

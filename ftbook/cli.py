@@ -281,14 +281,12 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
         _, adaptation = domain_adapt(corpus, model_dir, adapted/'encoder', epochs=adapt_epochs, bs=bs, max_len=max_len, seed=seed,
                                      device=dls.device)
         set_seed(seed, reproducible=True)  # the classifier starts as it would without the stage
-    try: return _train_classifier(**{k: v for k, v in locals().items() if k in _TRAIN_ARGS})
+    try:
+        return _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col,
+                                 group_col, strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim,
+                                 adapt_epochs, unlabelled, monitor, save_every, resume, progress, every, start, out, report, merge)
     finally:
         if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
-
-_TRAIN_ARGS = ('dls', 'model', 'adapted', 'adaptation', 'recipe', 'phases', 'epochs', 'checkpoints', 'data_setting', 'text_col', 'label_col',
-               'group_col', 'strategy', 'decay', 'unfreeze', 'until', 'lr', 'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'task',
-               'label_delim', 'adapt_epochs', 'unlabelled', 'monitor', 'save_every', 'resume', 'progress', 'every', 'start', 'out',
-               'report', 'merge')
 
 def _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col, group_col,
                       strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim, adapt_epochs, unlabelled,

@@ -33,7 +33,7 @@ def test_adaptation_then_classifier(plots, tmp_path):
     assert (saved['adapt_epochs'], saved['unlabelled']) == (1, str(plots))  # a resumed run knows how it started
     assert not list(scratch.glob('ftbook-adapted-*'))  # the adapted encoder's temporary folder is gone
     config = json.loads((tmp_path/'model'/'config.json').read_text())
-    assert config['_name_or_path'] != '' and 'ftbook-adapted' not in config.get('_name_or_path', '')
+    assert 'ftbook-adapted' not in json.dumps(config)  # the export does not name the temporary folder it was loaded from
     from transformers import pipeline
     assert pipeline('text-classification', model=str(tmp_path/'model'), device='cpu')('A tender, funny film.')[0]['label'] in ('fresh', 'rotten')
 
