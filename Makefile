@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 # two test workers (pytest-xdist), each test file's shared fixtures kept on one worker (xdist_group); warnings are not collected
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
-PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE
+PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
 .PHONY: setup finetune test test-slow export ablation bench grid-data grid readme docs clean
 
