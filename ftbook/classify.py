@@ -495,20 +495,21 @@ def predict_texts(self:Learner, texts, # texts to classify
     return TextClassifier(self.model.hf_model, self.dls.tokenizer, self.dls.max_len, getattr(self, 'threshold', None)).predict(texts, bs=bs)
 
 # %% ../nbs/03a_classify.ipynb #db597ced
-def _load_adapter_classifier(path, meta:dict, trust_remote_code:bool=False):
-    "A classifier saved as LoRA adapters alone: the base model the adapters name (a folder or a Hub id), then peft adds the adapters and head"
+def _load_adapter_classifier(path, meta:dict, trust_remote_code:bool=False, auto_class=None):
+    "A classifier (`auto_class`, default sequence classification) saved as LoRA adapters alone: the base model the adapters name, then peft adds the adapters and head"
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
+    auto_class = auto_class or AutoModelForSequenceClassification
     base = json.loads((path/'adapter_config.json').read_text()).get('base_model_name_or_path')
     if not base: raise ModelError(f"{path}/adapter_config.json names no base model: export the adapters again with ftbook or peft.")
     base_dir = _check_model_dir(base, trust_remote_code=trust_remote_code)
     _check_safe_weights(base_dir)
     labels, task = meta.get('labels'), meta.get('task', 'classify')
-    kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-              problem_type=PROBLEM_TYPES[task]) if labels else {}
+    kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}) if labels else {}
+    if labels and task in PROBLEM_TYPES: kw['problem_type'] = PROBLEM_TYPES[task]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the base has no classifier yet: peft loads the trained one
-        model = AutoModelForSequenceClassification.from_pretrained(base_dir, trust_remote_code=trust_remote_code, use_safetensors=True, **kw)
+        model = auto_class.from_pretrained(base_dir, trust_remote_code=trust_remote_code, use_safetensors=True, **kw)
     if meta.get('threshold') is not None: model.config.ftbook_threshold = meta['threshold']
     return PeftModel.from_pretrained(model, path)
 

@@ -24,13 +24,16 @@ from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, Numerical
 from .data import _check_columns, load_tokenizer, read_table
 from .adapt import adaptation_texts, domain_adapt
 from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, best_threshold, classifier_learner, multilabel_f1
+from .tag import (TAG_COLUMNS, TAG_METRICS, TokenClassificationDataLoaders, TokenTagger, _is_token_classifier, is_tagged, read_tagged,
+                  tagged_rows, tagger_learner)
 from .learner import ThrottledProgressCallback, _check_model_dir
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
-__all__ = ['DEFAULT_OUT', 'MONITORS', 'TrainingReport', 'peak_memory_mb', 'finetune', 'ftbook_finetune', 'ftbook_predict']
+__all__ = ['DEFAULT_OUT', 'ALL_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'TrainingReport', 'peak_memory_mb', 'finetune',
+           'ftbook_finetune', 'ftbook_predict']
 
 # %% ../nbs/09_cli.ipynb #d4be04b6
 class TrainingReport(Callback):
@@ -82,12 +85,14 @@ def _check_options(epochs, lr, bs, max_len, limit, valid_pct):
     if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
     if not 0 < valid_pct < 1: raise ConfigError(f"valid_pct is {valid_pct}: use a share between 0 and 1, e.g. 0.2.")
 
-MONITORS = ('valid_loss',) + tuple(dict.fromkeys(m for t in TASKS for m in TASK_METRICS[t]))  # what best/ can be best at, by task
+ALL_TASKS = TASKS + ('tag',)  # the whole-text tasks of `ftbook.classify`, and per-word tagging (`ftbook.tag`)
+METRICS_BY_TASK = {**TASK_METRICS, 'tag': TAG_METRICS}
+MONITORS = ('valid_loss',) + tuple(dict.fromkeys(m for t in ALL_TASKS for m in METRICS_BY_TASK[t]))  # what best/ can be best at, by task
 def _check_checkpointing(monitor, save_every, task:str=None):
     "Refuse a monitor no task measures now, and one the task does not measure once the task is known"
     if monitor not in MONITORS: raise ConfigError(f"monitor is {monitor!r}: choose one of {', '.join(MONITORS)}.")
-    if task is not None and monitor not in ('valid_loss',) + TASK_METRICS[task]:
-        raise ConfigError(f"monitor is {monitor!r}, which task {task!r} does not measure: choose one of valid_loss, {', '.join(TASK_METRICS[task])}.")
+    if task is not None and monitor not in ('valid_loss',) + METRICS_BY_TASK[task]:
+        raise ConfigError(f"monitor is {monitor!r}, which task {task!r} does not measure: choose one of valid_loss, {', '.join(METRICS_BY_TASK[task])}.")
     if save_every is not None and save_every < 1: raise ConfigError(f"save_every is {save_every}: checkpoint every 1 or more steps.")
 
 def _label_setting(label_col):
@@ -110,7 +115,8 @@ def _final_scores(learn, distributed:bool) -> dict:
 
 def _check_writable(path:Path, what:str):
     "Fail now, not after training, if `path` cannot be written (an existing model export may be replaced)"
-    if path.exists() and path.is_dir() and what == 'output folder' and any(path.iterdir()) and not (path/'config.json').exists():
+    if path.exists() and path.is_dir() and what == 'output folder' and any(path.iterdir()) \
+            and not any((path/name).exists() for name in ('config.json', 'adapter_config.json')):  # a full export, or LoRA adapters alone
         raise ConfigError(f"{path} exists and does not hold a model export: choose another output folder or empty it.")
     if path.exists() and what == 'report file' and path.is_dir(): raise ConfigError(f"Report path {path} is a folder: pass a file name such as report.json.")
     parent = path.parent
@@ -209,6 +215,17 @@ def peak_memory_mb(device=None) -> float:
     if device is not None and torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
+def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **kwargs):
+    "The task family's `DataLoaders`: per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
+    table = read_tagged(data)  # read once; CoNLL files are tagged by nature
+    labels = [label_col] if isinstance(label_col, str) else [] if label_col else TAG_COLUMNS
+    if task == 'tag' or (task is None and any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))):
+        if label_delim is not None: raise ConfigError("--label-delim separates the labels of one text (multilabel); tags come one per word: drop it.")
+        if label_col is not None and not isinstance(label_col, str): raise ConfigError("--task tag reads one column of tags or spans: pass one --label-col.")
+        return TokenClassificationDataLoaders.from_source(table, model_dir, text_col, label_col, group_col, **kwargs)
+    return TextClassificationDataLoaders.from_source(table, load_tokenizer(model_dir), text_col or 'text', _label_setting(label_col or 'label'),
+                                                     group_col, task=task, label_delim=label_delim, **kwargs)
+
 def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: the bundled Rotten Tomatoes task)
              text_col:str=None, # column of texts (default: 'text')
              label_col=None, # column of labels, or a list of columns (0/1 labels, numeric targets) (default: 'label'; 'category' for the bundled task)
@@ -234,12 +251,12 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
              monitor:str='valid_loss', # what the `best/` checkpoint is best at: valid_loss, accuracy or f1_score
              resume=None, # continue the run whose checkpoints are in this folder (its settings are reused)
              schedule=None, # explicit unfreezing phases: a YAML/JSON file or a list (see `read_phases`); replaces unfreeze/until
-             task:str=None, # classify, multilabel or regression (default: inferred from the label columns, see `infer_task`)
+             task:str=None, # classify, multilabel, regression, or tag (a tag per word) (default: inferred from the label columns, see `infer_task`)
              label_delim:str=None, # multilabel: separator of several labels in one column, e.g. '|'
              adapt_epochs:int=0, # first fine-tune the encoder's masked LM on the training texts (and `unlabelled`) for this many epochs (see `domain_adapt`)
              unlabelled=None, # more texts of the domain for that stage: a .txt file (one text per line), a table file with the text column, or a list
             ):
-    "Fine-tune a sequence classifier (one label, several labels, or numbers per text) end to end; returns `(learner, report dict)`."
+    "Fine-tune a classifier (one label, several labels, or numbers per text; or a tag per word) end to end; returns `(learner, report dict)`."
     if resume is not None:
         run_settings, checkpoints, resume = _resume_settings(resume, locals())
         data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct, schedule, \
@@ -262,16 +279,15 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if checkpoints is not None: _check_writable(checkpoints, 'checkpoint folder')
     model = model or str(resource_path('minilm'))  # a folder or a Hub id, recorded as given
     model_dir = _check_model_dir(model)
+    if task is not None and task not in ALL_TASKS: raise ConfigError(f"task is {task!r}: choose one of {', '.join(ALL_TASKS)}.")
     if data is None:
+        if task == 'tag': raise ConfigError("--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file).")
         data, text_col, label_col = rotten_tomatoes(), text_col or 'text', label_col or 'category'
         group_col = group_col or 'movie_name'
-    text_col, label_col = text_col or 'text', _label_setting(label_col or 'label')
-    if task is not None and task not in TASKS: raise ConfigError(f"task is {task!r}: choose one of {', '.join(TASKS)}.")
     start = time.time()
     set_seed(seed, reproducible=True)
-    dls = TextClassificationDataLoaders.from_source(data, load_tokenizer(model_dir), text_col, label_col, group_col,
-                                                    valid_pct=valid_pct, seed=seed, limit=limit, bs=bs, max_len=max_len,
-                                                    task=task, label_delim=label_delim)
+    dls = _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, valid_pct=valid_pct, seed=seed, limit=limit, bs=bs, max_len=max_len)
+    text_col, label_col = dls.text_col, _label_setting(dls.label_col)
     _check_checkpointing(monitor, save_every, dls.task)  # now that the task is known
     adapted, adaptation = None, None
     if adapt_epochs and resume is None:  # a resumed run's checkpoint already holds the weights that grew from the adapted encoder
@@ -292,7 +308,8 @@ def _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, c
                       strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim, adapt_epochs, unlabelled,
                       monitor, save_every, resume, progress, every, start, out, report, merge):
     "The classifier part of `finetune`, from the checked settings and data (from the adapted encoder, if there is one)"
-    learn = classifier_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
+    make_learner = tagger_learner if dls.task == 'tag' else classifier_learner  # the task family's learner
+    learn = make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
     if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
     if phases is not None:  # before anything is written: a schedule that cannot work on this model stops here
         if recipe['lora']: learn.add_lora()  # the phases may name the adapters
@@ -368,14 +385,16 @@ def _scores_line(task:str, f:dict) -> str:
     "The task's headline scores, as the commands print them"
     if task == 'multilabel': return f"micro F1 {f['f1_micro']:.4f}, macro F1 {f['f1_macro']:.4f} at threshold {f['threshold']:.2f}"
     if task == 'regression': return f"Pearson {f['pearson']:.4f}, Spearman {f['spearman']:.4f}, MSE {f['mse'] if 'mse' in f else f['valid_loss']:.4f}"
+    if task == 'tag': return (f"entity F1 {f['entity_f1']:.4f} (precision {f['entity_precision']:.4f}, recall {f['entity_recall']:.4f}), "
+                              f"word accuracy {f['word_accuracy']:.4f}")
     return f"accuracy {f['accuracy']:.4f}, macro F1 {f['f1_score']:.4f}"
 
 @call_parse
 def ftbook_finetune(
     data:str=None, # CSV/TSV/JSONL file of labelled texts (default: the bundled Rotten Tomatoes task)
-    text_col:str=None, # column of texts (default: text)
-    label_col:str=None, # column of labels, or several joined by commas (0/1 labels, or numeric targets) (default: label; category for the bundled task)
-    task:str=None, # classify, multilabel or regression (default: inferred from the label columns)
+    text_col:str=None, # column of texts; tag: of words, or of texts with spans (default: text; tokens)
+    label_col:str=None, # column of labels, or several joined by commas (0/1 labels, or numeric targets); tag: tags or spans (default: label; tags)
+    task:str=None, # classify, multilabel, regression, or tag (a tag per word: NER, POS) (default: inferred from the label columns)
     label_delim:str=None, # multilabel: the separator of several labels in one column, e.g. '|'
     group_col:str=None, # column whose groups never straddle the split (default: movie_name for the bundled task)
     model:str=None, # model folder or Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2[@revision] (default: the bundled all-MiniLM-L6-v2)
@@ -411,7 +430,9 @@ def ftbook_finetune(
     epoch (frozen groups need no backward pass); lora, a small export and less optimizer state; full, one rate everywhere
     (give it a lower --lr, e.g. 1e-4: at 5e-4 it fell to the majority class on the grid's sweep); --schedule, your own phases.
     --adapt-epochs N first continues the encoder's masked-LM pretraining on the training texts and --unlabelled ones
-    (ULMFiT's stage 2), never on validation texts; the classifier then starts from the adapted encoder."""
+    (ULMFiT's stage 2), never on validation texts; the classifier then starts from the adapted encoder.
+    --task tag trains a tagger (NER, parts of speech): rows of words and tags (JSONL lists, or space-separated in a CSV), texts with
+    character spans ({start, end, label}), or a CoNLL file (.conll, .iob, .bio); scored by entities as seqeval and CoNLL score them."""
     with _cli_errors('ftbook-finetune'):
         if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
         learn, rep = finetune(data, text_col, _split_columns(label_col), group_col, model, strategy, decay, unfreeze, until, epochs, lr,
@@ -425,7 +446,7 @@ def ftbook_finetune(
             a = rep['adaptation']
             print(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "
                   f"{a['perplexity_after']:,.1f} ({a['seconds']:.0f} s).")
-        print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} texts ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
+        print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {'sentences' if rep['task'] == 'tag' else 'texts'} ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
               f"{rep['settings']['precision']}).")
         saved = [f"model saved to {out}"] if not no_save else []
         if report: saved.append(f"report written to {report}")
@@ -456,14 +477,15 @@ def ftbook_predict(
     json_lines:bool=False, # print one JSON object per text instead of a table
     data:str=None, # CSV/TSV/JSONL file whose texts to classify too
     text_col:str='text', # column of texts in --data
-    label_col:str=None, # column(s) of the truth in --data (several joined by commas): print the task's scores instead of predictions
+    label_col:str=None, # column(s) of the truth in --data (several joined by commas; a tagger: its tags or spans): print the task's scores instead
     label_delim:str=None, # multilabel truth in one column: the separator of its labels (default: the one the model was trained with, else |)
 ):
-    "Predict with a fine-tuned model, one line per text (label and probability; labels found; or numbers), or score it on a labelled file."
+    "Predict with a fine-tuned model, one line per text (label and probability; labels found; numbers; or a tagger's labelled spans), or score it on a labelled file."
     with _cli_errors('ftbook-predict'):
         if label_col is not None and (data is None or texts):
             raise ConfigError("--label-col scores the model on a labelled file: pass --data FILE and no other texts.")
         if data is None and not texts: raise ConfigError("No texts given: pass the texts to predict after the model folder, or --data FILE.")
+        if _is_tagger_export(model_dir): return _predict_tags(model_dir, list(texts), data, text_col, label_col, json_lines)
         clf = TextClassifier.from_pretrained(model_dir)
         texts, labels = list(texts), None
         if data is not None:
@@ -479,6 +501,32 @@ def ftbook_predict(
         for row in preds.to_dict('records'):
             if json_lines: print(json.dumps({k: (v if k == 'text' or k == 'label' else list(v) if k == 'labels' else float(v)) for k, v in row.items()}))
             else: print(_prediction_line(clf.task, row, clf.labels))
+
+def _is_tagger_export(model_dir) -> bool:
+    "Does `model_dir` hold a token classifier (ftbook's export says so, or the config's architecture)?"
+    path = _check_model_dir(model_dir, adapters_ok=True)
+    if (path/'ftbook.json').exists(): return json.loads((path/'ftbook.json').read_text()).get('task') == 'tag'
+    from transformers import AutoConfig
+    try: return _is_token_classifier(AutoConfig.from_pretrained(path))
+    except (OSError, ValueError): return False
+
+def _predict_tags(model_dir, texts:list, data, text_col:str, label_col, json_lines:bool):
+    "ftbook-predict for a tagger: the labelled spans of each text, or the entity scores on a tagged file"
+    tagger = TokenTagger.from_pretrained(model_dir)
+    if data is not None:
+        table = read_tagged(data)
+        if label_col is not None:
+            if not isinstance(label_col, str) or ',' in label_col: raise ConfigError("A tagger is scored on one column of tags or spans: pass one --label-col.")
+            rows = tagged_rows(table, text_col, label_col, tagger.tokenizer)
+            scores = tagger.evaluate(rows['words'].tolist(), rows['tags'].tolist())
+            print(f"{_scores_line('tag', scores)[0].upper()}{_scores_line('tag', scores)[1:]} on {scores['n']} sentences.")
+            return
+        _check_columns(table, {'text': text_col})
+        texts += [' '.join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in table[text_col]]
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts to tag.")
+    for text, spans in zip(texts, tagger.predict(texts)):
+        if json_lines: print(json.dumps(dict(text=text, spans=spans)))
+        else: print('  '.join(f"[{s['text']}]{s['label']}" for s in spans) or '-', text, sep='\t')
 
 def _exported_delim(model_dir):
     "The label separator an ftbook export was trained with, if any"

@@ -280,12 +280,13 @@ def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
                fused_loss:bool=True, # compute the loss through the output layer in chunks, never holding all the logits (where it is exact)
                compile:bool=None, # `torch.compile` the decoder in place (default: on CUDA)
                trust_remote_code:bool=False, # allow the model folder to run its own code
+               lm_class:type=None, # the module wrapping the model for fastai (default `CausalLM`; `ftbook.sft.ChatLM` for conversations)
                **kwargs) -> Learner:
     "A fastai `Learner` fine-tuning a causal LM on `dls` with next-token loss, perplexity and per-layer groups."
     model_path = smollm2_path() if model_path is None else model_path
     hf_model = model_path if isinstance(model_path, nn.Module) else load_causal_lm(model_path, trust_remote_code)
     if gradient_checkpointing: hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
-    lm = CausalLM(hf_model, fused_loss=fused_loss and fused_loss_matches(hf_model))
+    lm = (lm_class or CausalLM)(hf_model, fused_loss=fused_loss and fused_loss_matches(hf_model))
     if compile is None: compile = torch.device(dls.device or default_device()).type == 'cuda'
     # in place, so parameter names (checkpoints, exports) are unchanged; each new frozen/thawed pattern compiles once
     if compile: hf_model.get_decoder().compile()

@@ -20,6 +20,7 @@ def _task_type(hf_model:nn.Module):
     name = type(hf_model).__name__
     if name.endswith('ForSequenceClassification'): return 'SEQ_CLS'
     if name.endswith('ForCausalLM'): return 'CAUSAL_LM'
+    if name.endswith('ForTokenClassification'): return 'TOKEN_CLS'
     return None
 
 def has_lora(model:nn.Module) -> bool:
@@ -36,8 +37,11 @@ def lora_model(hf_model:nn.Module, # a transformers model
     "`hf_model` wrapped by peft with LoRA adapters; everything else is frozen but the head."
     from peft import LoraConfig, get_peft_model
     if has_lora(hf_model): raise ModelError("This model already has LoRA adapters: add them once.")
+    task_type = _task_type(hf_model)
+    # peft's 'all-linear' leaves a sequence classifier's head to modules_to_save, not a token classifier's: exclude it the same way
+    exclude = [n for n in ('classifier', 'score') if hasattr(hf_model, n)] if task_type == 'TOKEN_CLS' and target_modules == 'all-linear' else None
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
-                        modules_to_save=modules_to_save, task_type=_task_type(hf_model))
+                        modules_to_save=modules_to_save, task_type=task_type, exclude_modules=exclude)
     return get_peft_model(hf_model, config)
 
 # %% ../nbs/05_lora.ipynb #ba4d5535

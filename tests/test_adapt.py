@@ -36,6 +36,14 @@ def test_adaptation_then_classifier(plots, tmp_path):
     assert 'ftbook-adapted' not in json.dumps(config)  # the export does not name the temporary folder it was loaded from
     from transformers import pipeline
     assert pipeline('text-classification', model=str(tmp_path/'model'), device='cpu')('A tender, funny film.')[0]['label'] in ('fresh', 'rotten')
+    # resuming the finished run skips the stage (the checkpoint holds the weights that grew from the adapted encoder): the unlabelled
+    # file is not read again, and the run ends with the same scores
+    unlabelled = Path(plots).read_text(); Path(plots).unlink()
+    try: again = run_cli('ftbook-finetune', '--resume', tmp_path/'model-checkpoints', '--out', tmp_path/'model', '--report', tmp_path/'again.json')
+    finally: Path(plots).write_text(unlabelled)
+    assert again.returncode == 0 and 'Adapted the encoder' not in again.stdout, again.stderr[-3000:]
+    resumed = json.loads((tmp_path/'again.json').read_text())
+    assert abs(resumed['final']['accuracy'] - report['final']['accuracy']) < 1e-6 and resumed['settings']['adapt_epochs'] == 1
 
 BAD = {
     'unlabelled without adaptation': (lambda t, p: ['--unlabelled', p], 'add --adapt-epochs N'),
