@@ -167,6 +167,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'ftbook.classify._label_columns': ('classify.html#_label_columns', 'ftbook/classify.py'),
                                  'ftbook.classify._load_adapter_classifier': ( 'classify.html#_load_adapter_classifier',
                                                                                'ftbook/classify.py'),
+                                 'ftbook.classify._load_export': ('classify.html#_load_export', 'ftbook/classify.py'),
                                  'ftbook.classify._model_to_save': ('classify.html#_model_to_save', 'ftbook/classify.py'),
                                  'ftbook.classify._multilabel_rows': ('classify.html#_multilabel_rows', 'ftbook/classify.py'),
                                  'ftbook.classify._per_target': ('classify.html#_per_target', 'ftbook/classify.py'),

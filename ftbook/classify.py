@@ -386,15 +386,7 @@ class TextClassifier:
                         trust_remote_code:bool=False):
         "Load an exported classifier for inference."
         from transformers import AutoModelForSequenceClassification
-        path = _check_model_dir(path, adapters_ok=True, trust_remote_code=trust_remote_code)
-        meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
-        _check_safe_weights(path)
-        try:
-            if (path/'adapter_config.json').exists(): model = _load_adapter_classifier(path, meta, trust_remote_code)
-            else: model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as e:
-            raise ModelError(f"Cannot load a classifier from {path} ({str(e).splitlines()[0][:200]}): pass a folder "
-                             f"written by export_pretrained.") from e
+        path, model, meta = _load_export(path, AutoModelForSequenceClassification, 'a classifier', trust_remote_code)
         return cls(model.to(device or default_device()).eval(), load_tokenizer(path), meta.get('max_len'), meta.get('threshold'))
 
     def outputs(self, texts:list, # the texts (strings)
@@ -512,6 +504,18 @@ def _load_adapter_classifier(path, meta:dict, trust_remote_code:bool=False, auto
         model = auto_class.from_pretrained(base_dir, trust_remote_code=trust_remote_code, use_safetensors=True, **kw)
     if meta.get('threshold') is not None: model.config.ftbook_threshold = meta['threshold']
     return PeftModel.from_pretrained(model, path)
+
+def _load_export(path, auto_class, what:str, trust_remote_code:bool=False) -> tuple:
+    "`(folder, model, ftbook.json contents)` of an export: full weights, or LoRA adapters on the base model they name"
+    path = _check_model_dir(path, adapters_ok=True, trust_remote_code=trust_remote_code)
+    meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
+    _check_safe_weights(path)
+    try:
+        if (path/'adapter_config.json').exists(): model = _load_adapter_classifier(path, meta, trust_remote_code, auto_class)
+        else: model = auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"Cannot load {what} from {path} ({str(e).splitlines()[0][:200]}): pass a folder written by export_pretrained.") from e
+    return path, model, meta
 
 def _model_to_save(hf_model, merge:bool):
     "What `save_pretrained` is called on: a plain model, or for a peft model its adapters (merge=False) or a merged copy"

@@ -26,7 +26,7 @@ from .data import (DataWarning, PaddedTextDL, _check_columns, load_tokenizer, mo
 from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
                             _remember_hub_id, _use_mixed_precision)
 from .splitter import transformer_splitter
-from .classify import SequenceClassifier, _load_adapter_classifier
+from .classify import SequenceClassifier, _load_export
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'CONLL_SUFFIXES', 'TAG_COLUMNS', 'TAG_METRICS', 'read_conll', 'read_tagged', 'is_tagged',
@@ -412,14 +412,7 @@ class TokenTagger:
                         trust_remote_code:bool=False):
         "Load an exported tagger for inference."
         from transformers import AutoModelForTokenClassification
-        path = _check_model_dir(path, adapters_ok=True, trust_remote_code=trust_remote_code)
-        meta = json.loads((path/'ftbook.json').read_text()) if (path/'ftbook.json').exists() else {}
-        _check_safe_weights(path)
-        try:
-            if (path/'adapter_config.json').exists(): model = _load_adapter_classifier(path, meta, trust_remote_code, AutoModelForTokenClassification)
-            else: model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as e:
-            raise ModelError(f"Cannot load a tagger from {path} ({str(e).splitlines()[0][:200]}): pass a folder written by export_pretrained.") from e
+        path, model, meta = _load_export(path, AutoModelForTokenClassification, 'a tagger', trust_remote_code)
         return cls(model.to(device or default_device()).eval(), tagging_tokenizer(path), meta.get('max_len'))
 
     def word_probs(self, words:list, # lists of words
