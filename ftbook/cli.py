@@ -27,13 +27,17 @@ from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextCl
 from .tag import (TAG_COLUMNS, TAG_METRICS, TokenClassificationDataLoaders, TokenTagger, _is_token_classifier, is_tagged, read_tagged,
                   tagged_rows, tagger_learner)
 from .learner import ThrottledProgressCallback, _check_model_dir
+from .lm import smollm2_path
+import ftbook.lora  # adds Learner.add_lora
+from .sft import ChatDataLoaders, ChatPredictor, answer_scores, chat_examples, sft_learner
+from .seq2seq import Seq2SeqDataLoaders, Seq2SeqPredictor, generation_scores, seq2seq_learner
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
-__all__ = ['DEFAULT_OUT', 'ALL_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'TrainingReport', 'peak_memory_mb', 'finetune',
-           'ftbook_finetune', 'ftbook_predict']
+__all__ = ['DEFAULT_OUT', 'GENERATIVE_TASKS', 'ALL_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'SCORED_BY_GENERATION',
+           'TrainingReport', 'peak_memory_mb', 'finetune', 'ftbook_finetune', 'ftbook_predict']
 
 # %% ../nbs/09_cli.ipynb #d4be04b6
 class TrainingReport(Callback):
@@ -85,8 +89,10 @@ def _check_options(epochs, lr, bs, max_len, limit, valid_pct):
     if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
     if not 0 < valid_pct < 1: raise ConfigError(f"valid_pct is {valid_pct}: use a share between 0 and 1, e.g. 0.2.")
 
-ALL_TASKS = TASKS + ('tag',)  # the whole-text tasks of `ftbook.classify`, and per-word tagging (`ftbook.tag`)
-METRICS_BY_TASK = {**TASK_METRICS, 'tag': TAG_METRICS}
+GENERATIVE_TASKS = ('seq2seq', 'sft')  # a text written token by token: from a source text (`ftbook.seq2seq`), or a chat answer (`ftbook.sft`)
+ALL_TASKS = TASKS + ('tag',) + GENERATIVE_TASKS  # the whole-text tasks of `ftbook.classify`, per-word tagging (`ftbook.tag`), and those
+# the metrics a checkpoint can be best at (higher is better); generative tasks also report perplexity and, after training, generated scores
+METRICS_BY_TASK = {**TASK_METRICS, 'tag': TAG_METRICS, 'seq2seq': ('token_accuracy',), 'sft': ('answer_accuracy',)}
 MONITORS = ('valid_loss',) + tuple(dict.fromkeys(m for t in ALL_TASKS for m in METRICS_BY_TASK[t]))  # what best/ can be best at, by task
 def _check_checkpointing(monitor, save_every, task:str=None):
     "Refuse a monitor no task measures now, and one the task does not measure once the task is known"
@@ -104,6 +110,7 @@ def _final_scores(learn, distributed:bool) -> dict:
     names = learn.recorder.metric_names[2:-1]
     values = learn.validate() if distributed else learn.recorder.values[-1][1:]  # DDP's metrics count samples repeated to even out shards
     final = {n: float(v) for n, v in zip(names, values)}
+    if learn.dls.task in GENERATIVE_TASKS and not distributed: final.update(_generated_scores(learn))
     if learn.dls.task == 'multilabel':
         with learn.no_bar(), learn.no_logging(): probs, targets = learn.get_preds(ds_idx=1)  # fastai applies the loss's sigmoid
         probs = probs.float().numpy()
@@ -112,6 +119,24 @@ def _final_scores(learn, distributed:bool) -> dict:
         final.update(threshold=learn.threshold, f1_micro=float(multilabel_f1(probs, targets.numpy(), learn.threshold)),
                      f1_macro=float(np.mean(per_label)), per_label={l: float(f) for l, f in zip(learn.dls.vocab, per_label)})
     return final
+
+SCORED_BY_GENERATION = 100  # validation examples the final scores generate for (greedy; generation is slow on a CPU)
+def _generated_scores(learn) -> dict:
+    "What the model writes on its own for the first validation examples: BLEU, chrF, exact matches (seq2seq); exact answers (sft)"
+    dls, tok = learn.dls, learn.dls.tokenizer
+    if dls.task == 'seq2seq':
+        rows = dls.valid_df.head(SCORED_BY_GENERATION)
+        sources, refs = rows['source'].tolist(), rows['target'].tolist()
+        longest = max(len(ids) for ids in tok(text_target=refs)['input_ids'])
+        scores = generation_scores(learn.generate_targets(sources, max_new_tokens=longest + 2), refs)
+    else:
+        convs = dls.valid_convs[:SCORED_BY_GENERATION]
+        last = [max(i for i, turn in enumerate(c) if turn['role'] == 'assistant') for c in convs]  # each conversation's last answer
+        prompts, refs = [c[:i] for c, i in zip(convs, last)], [c[i]['content'] for c, i in zip(convs, last)]
+        longest = max(len(ids) for ids in tok(refs, add_special_tokens=False)['input_ids'])
+        scores = answer_scores(learn.answer(prompts, max_new_tokens=longest + 2), refs)
+    scores['n_generated'] = scores.pop('n')
+    return scores
 
 def _check_writable(path:Path, what:str):
     "Fail now, not after training, if `path` cannot be written (an existing model export may be replaced)"
@@ -215,8 +240,21 @@ def peak_memory_mb(device=None) -> float:
     if device is not None and torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
+def _chat_data(data, model_dir, text_col, label_col, group_col, valid_pct, seed, limit, bs, max_len):
+    "`ChatDataLoaders` (packed) of the conversations in `data`: a messages column, or prompt and completion columns"
+    table = read_table(data)
+    if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
+    if group_col is not None: _check_columns(table, {'group': group_col})
+    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
+    return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
+                                              valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
+
 def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **kwargs):
-    "The task family's `DataLoaders`: per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
+    "The task family's `DataLoaders`: conversations (sft), pairs (seq2seq), per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
+    if task in GENERATIVE_TASKS and label_delim is not None: raise ConfigError(f"--label-delim separates the labels of one text; --task {task} has none: drop it.")
+    if task == 'sft': return _chat_data(data, model_dir, text_col, label_col, group_col, **kwargs)
+    if task == 'seq2seq': return Seq2SeqDataLoaders.from_source(data, load_tokenizer(model_dir), model_dir, text_col or 'source', label_col or 'target',
+                                                                group_col, **kwargs)
     table = read_tagged(data)  # read once; CoNLL files are tagged by nature
     labels = [label_col] if isinstance(label_col, str) else [] if label_col else TAG_COLUMNS
     if task == 'tag' or (task is None and any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))):
@@ -277,9 +315,10 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     if checkpoints is None and out is not None and resume is None: checkpoints = out.with_name(out.name + '-checkpoints')
     checkpoints = Path(checkpoints) if checkpoints not in (None, False) else None
     if checkpoints is not None: _check_writable(checkpoints, 'checkpoint folder')
-    model = model or str(resource_path('minilm'))  # a folder or a Hub id, recorded as given
-    model_dir = _check_model_dir(model)
     if task is not None and task not in ALL_TASKS: raise ConfigError(f"task is {task!r}: choose one of {', '.join(ALL_TASKS)}.")
+    if task in GENERATIVE_TASKS: _check_generative(task, data, recipe, adapt_epochs)
+    model = model or str(smollm2_path() if task == 'sft' else resource_path('minilm'))  # a folder or a Hub id, recorded as given
+    model_dir = _check_model_dir(model)
     if data is None:
         if task == 'tag': raise ConfigError("--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file).")
         data, text_col, label_col = rotten_tomatoes(), text_col or 'text', label_col or 'category'
@@ -304,16 +343,30 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     finally:
         if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
 
+def _check_generative(task:str, data, recipe:dict, adapt_epochs:int):
+    "Refuse what a generative task cannot do, before anything is loaded"
+    if data is None:
+        raise ConfigError("--task sft needs conversations: pass --data FILE (JSONL with a messages column, or prompt and completion columns)." if task == 'sft'
+                          else "--task seq2seq needs pairs of texts: pass --data FILE with source and target columns (or --source-col/--target-col).")
+    if not recipe['pretrained']: raise ConfigError(f"--task {task} starts from pretrained weights: choose a strategy other than scratch.")
+    if adapt_epochs: raise ConfigError(f"--adapt-epochs adapts an encoder for classification; --task {task} has no such stage: drop it.")
+
+def _make_learner(dls, model, recipe:dict, adapted=None):
+    "The task family's learner (from the adapted encoder, if there is one)"
+    if dls.task == 'sft': return sft_learner(dls, model)
+    if dls.task == 'seq2seq': return seq2seq_learner(dls, model)
+    make_learner = tagger_learner if dls.task == 'tag' else classifier_learner
+    return make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
+
 def _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col, group_col,
                       strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim, adapt_epochs, unlabelled,
                       monitor, save_every, resume, progress, every, start, out, report, merge):
-    "The classifier part of `finetune`, from the checked settings and data (from the adapted encoder, if there is one)"
-    make_learner = tagger_learner if dls.task == 'tag' else classifier_learner  # the task family's learner
-    learn = make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
+    "The training part of `finetune`, from the checked settings and data (from the adapted encoder, if there is one)"
+    learn = _make_learner(dls, model, recipe, adapted)
     if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
-    if phases is not None:  # before anything is written: a schedule that cannot work on this model stops here
-        if recipe['lora']: learn.add_lora()  # the phases may name the adapters
-        GradualUnfreezing(phases=phases).check(learn, epochs)
+    # before anything is written: a model LoRA cannot adapt, or a schedule that cannot work on it, stops here
+    if recipe['lora']: learn.add_lora()  # (the phases may name the adapters)
+    if phases is not None: GradualUnfreezing(phases=phases).check(learn, epochs)
     report_cb, schedule_cb = TrainingReport(), ScheduleRecorder()
     cbs = [report_cb, schedule_cb, NonFiniteGuard()]
     if checkpoints is not None:
@@ -387,6 +440,12 @@ def _scores_line(task:str, f:dict) -> str:
     if task == 'regression': return f"Pearson {f['pearson']:.4f}, Spearman {f['spearman']:.4f}, MSE {f['mse'] if 'mse' in f else f['valid_loss']:.4f}"
     if task == 'tag': return (f"entity F1 {f['entity_f1']:.4f} (precision {f['entity_precision']:.4f}, recall {f['entity_recall']:.4f}), "
                               f"word accuracy {f['word_accuracy']:.4f}")
+    if task in GENERATIVE_TASKS:
+        generated = '' if 'n_generated' not in f else (
+            f"chrF {f['chrf']:.1f}, BLEU {f['bleu']:.1f}, exact {f['exact']:.3f} on {f['n_generated']} generated targets; " if task == 'seq2seq' else
+            f"exact answers {f['exact']:.3f} (first word right {f['first_word']:.3f}) on {f['n_generated']} generated; ")
+        accuracy = 'token_accuracy' if task == 'seq2seq' else 'answer_accuracy'
+        return generated + f"next-token accuracy {f[accuracy]:.4f}, perplexity {f['perplexity']:.2f}"
     return f"accuracy {f['accuracy']:.4f}, macro F1 {f['f1_score']:.4f}"
 
 @call_parse
@@ -394,10 +453,12 @@ def ftbook_finetune(
     data:str=None, # CSV/TSV/JSONL file of labelled texts (default: the bundled Rotten Tomatoes task)
     text_col:str=None, # column of texts; tag: of words, or of texts with spans (default: text; tokens)
     label_col:str=None, # column of labels, or several joined by commas (0/1 labels, or numeric targets); tag: tags or spans (default: label; tags)
-    task:str=None, # classify, multilabel, regression, or tag (a tag per word: NER, POS) (default: inferred from the label columns)
+    task:str=None, # classify, multilabel, regression, tag (a tag per word: NER, POS), seq2seq (source -> target text) or sft (chat answers) (default: inferred from the label columns)
     label_delim:str=None, # multilabel: the separator of several labels in one column, e.g. '|'
+    source_col:str=None, # seq2seq: column of source texts (default: source)
+    target_col:str=None, # seq2seq: column of target texts (default: target)
     group_col:str=None, # column whose groups never straddle the split (default: movie_name for the bundled task)
-    model:str=None, # model folder or Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2[@revision] (default: the bundled all-MiniLM-L6-v2)
+    model:str=None, # model folder or Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2[@revision] (default: the bundled all-MiniLM-L6-v2; sft: SmolLM2-135M-Instruct)
     strategy:str=DEFAULT_STRATEGY, # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr (see the description above)
     decay:float=None, # per-group learning-rate multiplier of discriminative strategies (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
     unfreeze:str='spread', # gradual strategies: spread (thaws over --until of training), epoch (one group per epoch), or N steps
@@ -432,9 +493,16 @@ def ftbook_finetune(
     --adapt-epochs N first continues the encoder's masked-LM pretraining on the training texts and --unlabelled ones
     (ULMFiT's stage 2), never on validation texts; the classifier then starts from the adapted encoder.
     --task tag trains a tagger (NER, parts of speech): rows of words and tags (JSONL lists, or space-separated in a CSV), texts with
-    character spans ({start, end, label}), or a CoNLL file (.conll, .iob, .bio); scored by entities as seqeval and CoNLL score them."""
+    character spans ({start, end, label}), or a CoNLL file (.conll, .iob, .bio); scored by entities as seqeval and CoNLL score them.
+    --task seq2seq trains a source -> target text model (translation, rewriting) on --source-col/--target-col pairs: any seq2seq
+    model (T5, BART, Marian), or, by default, an encoder-decoder warm-started from the bundled MiniLM; scored by generation (BLEU, chrF).
+    --task sft instruction-tunes a chat model (default: the bundled SmolLM2-135M-Instruct) on JSONL conversations (a messages
+    column of {role, content} turns, or prompt and completion columns): the loss on the answers only, examples packed."""
     with _cli_errors('ftbook-finetune'):
         if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
+        if (source_col or target_col) and task != 'seq2seq': raise ConfigError("--source-col and --target-col name the texts of --task seq2seq: add --task seq2seq, or use --text-col/--label-col.")
+        if (source_col or target_col) and (text_col or label_col): raise ConfigError("Pass --source-col/--target-col or --text-col/--label-col, not both.")
+        text_col, label_col = source_col or text_col, target_col or label_col
         learn, rep = finetune(data, text_col, _split_columns(label_col), group_col, model, strategy, decay, unfreeze, until, epochs, lr,
                               bs, max_len, limit, seed, valid_pct, None if no_save else out, report, merge=not adapters_only,
                               checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume,
@@ -446,7 +514,8 @@ def ftbook_finetune(
             a = rep['adaptation']
             print(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "
                   f"{a['perplexity_after']:,.1f} ({a['seconds']:.0f} s).")
-        print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {'sentences' if rep['task'] == 'tag' else 'texts'} ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
+        unit = dict(tag='sentences', seq2seq='pairs', sft='conversations').get(rep['task'], 'texts')
+        print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {unit} ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
               f"{rep['settings']['precision']}).")
         saved = [f"model saved to {out}"] if not no_save else []
         if report: saved.append(f"report written to {report}")
@@ -479,13 +548,18 @@ def ftbook_predict(
     text_col:str='text', # column of texts in --data
     label_col:str=None, # column(s) of the truth in --data (several joined by commas; a tagger: its tags or spans): print the task's scores instead
     label_delim:str=None, # multilabel truth in one column: the separator of its labels (default: the one the model was trained with, else |)
+    num_beams:int=1, # seq2seq: beam search with this many beams (1: greedy)
+    max_new_tokens:int=None, # seq2seq and chat models: longest text to generate in tokens (default: 32 for seq2seq, 64 for answers)
 ):
     "Predict with a fine-tuned model, one line per text (label and probability; labels found; numbers; or a tagger's labelled spans), or score it on a labelled file."
     with _cli_errors('ftbook-predict'):
         if label_col is not None and (data is None or texts):
             raise ConfigError("--label-col scores the model on a labelled file: pass --data FILE and no other texts.")
         if data is None and not texts: raise ConfigError("No texts given: pass the texts to predict after the model folder, or --data FILE.")
-        if _is_tagger_export(model_dir): return _predict_tags(model_dir, list(texts), data, text_col, label_col, json_lines)
+        kind = _export_task(model_dir)
+        if kind == 'tag': return _predict_tags(model_dir, list(texts), data, text_col, label_col, json_lines)
+        if kind in GENERATIVE_TASKS: return _predict_generated(kind, model_dir, list(texts), data, text_col, label_col, json_lines, num_beams, max_new_tokens)
+        if num_beams != 1 or max_new_tokens is not None: raise ConfigError("--num-beams and --max-new-tokens are for models that generate text: drop them.")
         clf = TextClassifier.from_pretrained(model_dir)
         texts, labels = list(texts), None
         if data is not None:
@@ -502,13 +576,40 @@ def ftbook_predict(
             if json_lines: print(json.dumps({k: (v if k == 'text' or k == 'label' else list(v) if k == 'labels' else float(v)) for k, v in row.items()}))
             else: print(_prediction_line(clf.task, row, clf.labels))
 
-def _is_tagger_export(model_dir) -> bool:
-    "Does `model_dir` hold a token classifier (ftbook's export says so, or the config's architecture)?"
+def _export_task(model_dir) -> str:
+    "The task of the model in `model_dir`: as ftbook's export says, else from the config (tag, seq2seq, sft for a causal LM, else classify)"
     path = _check_model_dir(model_dir, adapters_ok=True)
-    if (path/'ftbook.json').exists(): return json.loads((path/'ftbook.json').read_text()).get('task') == 'tag'
+    if (path/'ftbook.json').exists(): return json.loads((path/'ftbook.json').read_text()).get('task', 'classify')
     from transformers import AutoConfig
-    try: return _is_token_classifier(AutoConfig.from_pretrained(path))
-    except (OSError, ValueError): return False
+    try: config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError): return 'classify'
+    if _is_token_classifier(config): return 'tag'
+    if getattr(config, 'is_encoder_decoder', False): return 'seq2seq'
+    if any(a.endswith('ForCausalLM') for a in (getattr(config, 'architectures', None) or [])): return 'sft'
+    return 'classify'
+
+def _predict_generated(kind:str, model_dir, texts:list, data, text_col:str, label_col, json_lines:bool, num_beams:int, max_new_tokens):
+    "ftbook-predict for a model that writes text: a seq2seq model's target for each source, or a chat model's answer to each prompt; or scores on a file"
+    if kind == 'sft' and num_beams != 1: raise ConfigError("--num-beams is for seq2seq models; chat answers are greedy: drop it.")
+    if label_col is not None and (not isinstance(label_col, str) or ',' in label_col): raise ConfigError("Generated texts are scored against one column: pass one --label-col.")
+    model = Seq2SeqPredictor.from_pretrained(model_dir) if kind == 'seq2seq' else ChatPredictor.from_pretrained(model_dir)
+    if data is not None:
+        table = read_table(data)
+        if text_col == 'text' and 'text' not in table.columns:  # the default: the column the model was trained on, else the usual name
+            text_col = next((c for c in ('source', 'prompt') if c in table.columns), text_col)
+        file_texts, refs = _read_texts(data, text_col, label_col)
+        texts += file_texts
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts.")
+    out = model.predict(texts, num_beams=num_beams, max_new_tokens=max_new_tokens) if kind == 'seq2seq' else model.predict(texts, max_new_tokens=max_new_tokens)
+    if label_col is not None:
+        scores = generation_scores(out, refs) if kind == 'seq2seq' else answer_scores(out, refs)
+        line = (f"chrF {scores['chrf']:.1f}, BLEU {scores['bleu']:.1f}, exact {scores['exact']:.3f} on {scores['n']} pairs" if kind == 'seq2seq'
+                else f"Exact answers {scores['exact']:.3f} (first word right {scores['first_word']:.3f}) on {scores['n']} prompts")
+        print(line[0].upper() + line[1:] + '.')
+        return
+    for text, written in zip(texts, out):
+        if json_lines: print(json.dumps({'source' if kind == 'seq2seq' else 'prompt': text, 'target' if kind == 'seq2seq' else 'answer': written}))
+        else: print(written.replace('\n', ' '), text.replace('\n', ' '), sep='\t')
 
 def _predict_tags(model_dir, texts:list, data, text_col:str, label_col, json_lines:bool):
     "ftbook-predict for a tagger: the labelled spans of each text, or the entity scores on a tagged file"

@@ -9,7 +9,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from torch import nn
 
-from .core import ModelError
+from .core import ConfigError, ModelError
 
 # %% auto #0
 __all__ = ['has_lora', 'lora_model']
@@ -21,6 +21,7 @@ def _task_type(hf_model:nn.Module):
     if name.endswith('ForSequenceClassification'): return 'SEQ_CLS'
     if name.endswith('ForCausalLM'): return 'CAUSAL_LM'
     if name.endswith('ForTokenClassification'): return 'TOKEN_CLS'
+    if getattr(getattr(hf_model, 'config', None), 'is_encoder_decoder', False): return 'SEQ_2_SEQ_LM'  # T5, BART, EncoderDecoderModel
     return None
 
 def has_lora(model:nn.Module) -> bool:
@@ -37,6 +38,9 @@ def lora_model(hf_model:nn.Module, # a transformers model
     "`hf_model` wrapped by peft with LoRA adapters; everything else is frozen but the head."
     from peft import LoraConfig, get_peft_model
     if has_lora(hf_model): raise ModelError("This model already has LoRA adapters: add them once.")
+    if getattr(hf_model, 'new_parameters', None):  # e.g. a warm-started encoder-decoder's cross-attention (`ftbook.seq2seq`)
+        raise ConfigError(f"LoRA would freeze the {len(hf_model.new_parameters)} weights this model starts with at random (such as a warm-started "
+                          "decoder's cross-attention): train it with full, discr or gradual instead.")
     task_type = _task_type(hf_model)
     # peft's 'all-linear' leaves a sequence classifier's head to modules_to_save, not a token classifier's: exclude it the same way
     exclude = [n for n in ('classifier', 'score') if hasattr(hf_model, n)] if task_type == 'TOKEN_CLS' and target_modules == 'all-linear' else None

@@ -20,11 +20,13 @@ from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, ModelError
 from .data import AsyncDeviceCopy, DataWarning, load_tokenizer, read_table, split_rows
+import ftbook.classify  # adds Learner.export_pretrained, which every task family's export uses
 from .lm import CausalLM, lm_learner, smollm2_path
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'ROLES', 'chat_examples', 'tokenize_chat', 'segment_mask', 'pack_lengths', 'ChatBatchDL',
-           'ChatDataLoaders', 'ChatLM', 'answer_accuracy', 'sft_learner', 'chat_answers']
+           'ChatDataLoaders', 'ChatLM', 'answer_accuracy', 'sft_learner', 'chat_answers', 'answer_scores',
+           'ChatPredictor']
 
 # %% ../nbs/06b_sft.ipynb #c96ee251
 IGNORE_INDEX = -100  # the target of every token that carries no loss
@@ -176,7 +178,13 @@ class ChatDataLoaders(DataLoaders):
         dls = cls(ChatBatchDL(train_rows, bs=bs, shuffle=True, **kw), ChatBatchDL(valid_rows, bs=bs, shuffle=False, **kw), device=device)
         store_attr('tokenizer,max_len,pack', self=dls)
         dls.train_convs, dls.valid_convs = [convs[i] for i in train_idx], [convs[i] for i in valid_idx]
+        dls.train_df, dls.valid_df = pd.DataFrame({'conversation': dls.train_convs}), pd.DataFrame({'conversation': dls.valid_convs})
+        dls.task, dls.vocab, dls.text_col, dls.label_col = 'sft', [], None, None  # what the command line's report reads
         return dls
+
+    def export_meta(self) -> dict:
+        "What `Learner.export_pretrained` writes into ftbook.json for this task"
+        return dict(task='sft', max_len=self.max_len, pack=self.pack)
 
 # %% ../nbs/06b_sft.ipynb #8f6b0b26
 class ChatLM(CausalLM):
@@ -234,3 +242,38 @@ def answer(self:Learner, prompts, # a prompt, or a list of prompts or conversati
     one = isinstance(prompts, str)
     out = chat_answers(self.model.hf_model, self.dls.tokenizer, [prompts] if one else prompts, max_new_tokens, bs)
     return out[0] if one else out
+
+def answer_scores(answers:list, # generated answers
+                  references:list, # the expected answers
+                 ) -> dict:
+    "Share of answers equal to the reference (spaces stripped), share whose first word is the reference's (case and punctuation aside), count"
+    if len(answers) != len(references): raise DataError(f"{len(answers)} answers for {len(references)} references: pass one reference per answer.")
+    def first(s): return re.sub(r'[^\w]', '', (str(s).split() or [''])[0].lower())
+    return dict(exact=float(np.mean([a.strip() == str(r).strip() for a, r in zip(answers, references)])),
+                first_word=float(np.mean([first(a) == first(r) for a, r in zip(answers, references)])), n=len(answers))
+
+class ChatPredictor:
+    "An instruction-tuned chat model and its tokenizer: `predict` answers prompts, `evaluate` scores the answers"
+    def __init__(self, hf_model:nn.Module, tokenizer, max_new_tokens:int=64):
+        store_attr()
+        self.hf_model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path, # a folder written by `Learner.export_pretrained` (or any chat model folder)
+                        trust_remote_code:bool=False):
+        "Load an export: full weights, or LoRA adapters on their base"
+        from transformers import AutoModelForCausalLM
+        from ftbook.classify import _load_export
+        path, model, meta = _load_export(path, AutoModelForCausalLM, 'a chat model', trust_remote_code)
+        return cls(model, load_tokenizer(path))
+
+    def predict(self, prompts, # a prompt, or a list of prompts or conversations ending with a user turn
+                max_new_tokens:int=None, bs:int=16):
+        "Greedy answers (a string for one prompt, else a list)"
+        one = isinstance(prompts, str)
+        out = chat_answers(self.hf_model, self.tokenizer, [prompts] if one else list(prompts), max_new_tokens or self.max_new_tokens, bs)
+        return out[0] if one else out
+
+    def evaluate(self, prompts:list, references:list, **kwargs) -> dict:
+        "`answer_scores` of the answers to `prompts` against `references`"
+        return answer_scores(self.predict(list(prompts), **kwargs), list(references))
