@@ -86,20 +86,15 @@ BAD = {
     'sft without data':      (lambda t: ['--task', 'sft'], '--task sft needs conversations'),
     'no assistant turn':     (lambda t: ['--task', 'sft', '--data', _chats(t/'c.jsonl', [U('hi'), A('hello')], [U('hi again')])],
                               'Row 2 has no assistant turn'),
-    'a role templates lack': (lambda t: ['--task', 'sft', '--data', _chats(t/'c.jsonl', [dict(role='narrator', content='once'), U('hi'), A('hey')])],
-                              "role 'narrator' is not one chat templates know"),
     'empty completion':      (lambda t: ['--task', 'sft', '--data', _write(t/'p.jsonl', '{"prompt": "Say hi", "completion": "hi"}\n{"prompt": "Say bye", "completion": ""}\n')],
                               'Row 2 has an empty completion'),
     'no chat template':      (lambda t: ['--task', 'sft', '--model', _minilm(), '--data', _chats(t/'c.jsonl', *[[U(f'q{i}'), A('a')] for i in range(20)])],
                               'This tokenizer has no chat template'),
-    'seq2seq without data':  (lambda t: ['--task', 'seq2seq'], '--task seq2seq needs pairs of texts'),
     'empty target':          (lambda t: ['--task', 'seq2seq', '--data', _write(t/'s.csv', 'source,target\nhouse,maison\nwine, \n')],
                               "Row 2 has an empty target in 'target'"),
     'source col without seq2seq': (lambda t: ['--source-col', 'en'], '--source-col and --target-col name the texts of --task seq2seq'),
     'lora on a warm start':  (lambda t: ['--task', 'seq2seq', '--strategy', 'lora', '--data', _write(t/'s.csv', 'source,target\n' + ''.join(f'w{i},m{i}\n' for i in range(60)))],
                               'LoRA would freeze'),
-    'scratch for sft':       (lambda t: ['--task', 'sft', '--strategy', 'scratch', '--data', _chats(t/'c.jsonl', [U('hi'), A('hello')])],
-                              'starts from pretrained weights'),
 }
 
 def _minilm():
