@@ -595,7 +595,7 @@ def _predict_generated(kind:str, model_dir, texts:list, data, text_col:str, labe
     model = Seq2SeqPredictor.from_pretrained(model_dir) if kind == 'seq2seq' else ChatPredictor.from_pretrained(model_dir)
     if data is not None:
         table = read_table(data)
-        if text_col == 'text' and 'text' not in table.columns:  # the default: the column the model was trained on, else the usual name
+        if text_col == 'text' and 'text' not in table.columns:  # --text-col left at its default: the usual column of sources or prompts
             text_col = next((c for c in ('source', 'prompt') if c in table.columns), text_col)
         file_texts, refs = _read_texts(data, text_col, label_col)
         texts += file_texts
