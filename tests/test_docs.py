@@ -97,3 +97,13 @@ def test_search_finds_a_function(site, browser):
     "The search index is built offline and knows the API"
     index = (ROOT/'_docs'/'search'/'search_index.json').read_text()
     assert 'GradualUnfreezing' in index and 'discriminative_lrs' in index
+
+def test_math_is_rendered_offline(site, browser):
+    "Chapter 2's formulas are typeset by KaTeX, served with the site (no network at view time), not shown as raw TeX"
+    from selenium.webdriver.common.by import By
+    browser.get(site + 'book/02_inside_the_model.html')
+    assert len(_wait_for(browser, 'article .arithmatex .katex')) >= 3, 'no formula typeset on chapter 2'
+    raw = browser.execute_script("return [...document.querySelectorAll('article .arithmatex')].filter(e => !e.querySelector('.katex')).length")
+    assert raw == 0, f'{raw} formulas left as raw TeX'
+    assert '$p_c' not in browser.find_element(By.CSS_SELECTOR, 'article').text
+    assert all(s.startswith(site) for s in browser.execute_script("return [...document.scripts].map(s => s.src).filter(Boolean)")), 'a script from the network'

@@ -7,7 +7,8 @@ Quarto (`nbdev-docs`) cannot be installed on machines without internet access, s
 2. Each processed notebook becomes a Markdown page: Markdown cells as they are; code cells as Python blocks without
    their `#|` directives, or left out where the directive says so (`#| echo: false`, `#| include: false`);
    outputs as Markdown, HTML tables, images (written next to the page) or text.
-3. MkDocs with the Material theme builds a static site with a sidebar in `nbs/sidebar.yml` order and a search index.
+3. MkDocs with the Material theme builds a static site with a sidebar in `nbs/sidebar.yml` order and a search index;
+   math is marked by pymdownx.arithmatex and rendered by KaTeX, whose files are copied into the site.
 
 `nbs/_quarto.yml`, `nbs/nbdev.yml` and `nbs/sidebar.yml` stay valid for `nbdev-docs` where Quarto is available.
 Run `make docs`; the site is in `_docs/` (open `_docs/index.html` or serve the folder).
@@ -115,11 +116,36 @@ markdown_extensions:
   - md_in_html
   - pymdownx.highlight
   - pymdownx.superfences
+  - pymdownx.arithmatex:
+      generic: true
+extra_javascript:
+  - assets/katex/katex.min.js
+  - assets/katex/contrib/auto-render.js
+  - assets/katex-init.js
+extra_css:
+  - assets/katex/katex.min.css
 nav:
 {nav}
 """
 
+# Math ($...$ in the notebooks) is rendered in the reader's browser by KaTeX, served with the site: no network at view time.
+# KaTeX comes from Debian's registry (packages libjs-katex and fonts-katex; `make docs-assets` downloads and unpacks them into
+# .cache/katex), or from a system install (apt-get install libjs-katex), or $FTBOOK_KATEX.
+KATEX_INIT = """document.addEventListener('DOMContentLoaded', function () {
+  renderMathInElement(document.body, {delimiters: [{left: '\\\\(', right: '\\\\)', display: false}, {left: '\\\\[', right: '\\\\]', display: true}],
+                                      throwOnError: false});
+});
+"""
+
+def katex_folder() -> Path:
+    "KaTeX's files (katex.min.js, katex.min.css, contrib/auto-render.js, fonts/)"
+    import os
+    for c in (os.environ.get('FTBOOK_KATEX'), ROOT/'.cache/katex/usr/share/javascript/katex', '/usr/share/javascript/katex'):
+        if c and (Path(c)/'katex.min.js').exists() and (Path(c)/'fonts').exists(): return Path(c)
+    raise SystemExit('KaTeX is missing, so the math would show as raw TeX: run `make docs-assets` (or apt-get install libjs-katex), or set FTBOOK_KATEX.')
+
 def build(out=ROOT/'_docs'):
+    katex = katex_folder()  # before the slow steps
     work = ROOT/'_proc'
     if work.exists(): shutil.rmtree(work)
     subprocess.run([str(BIN/'nbdev-proc-nbs'), '--n-workers', '1'], cwd=ROOT, check=True)
@@ -135,6 +161,8 @@ def build(out=ROOT/'_docs'):
         if sec != section and sec is not None: nav.append(f"  - {json.dumps(sec)}:")
         section = sec
         nav.append(f"{'    ' if sec else '  '}- {json.dumps(_title(md, name))}: {page}")
+    shutil.copytree(katex, pages/'assets'/'katex', symlinks=False)  # Debian links fonts/ and katex.min.js: copy what they point to
+    (pages/'assets'/'katex-init.js').write_text(KATEX_INIT)
     cfg = ROOT/'_proc'/'mkdocs.yml'
     cfg.write_text(MKDOCS.format(docs=pages, site=out, nav='\n'.join(nav)))
     if out.exists(): shutil.rmtree(out)
