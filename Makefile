@@ -1,6 +1,7 @@
-# Two commands do everything on a fresh machine (see README.md):
+# Three commands do everything on a fresh machine (see README.md):
 #   make finetune   set up, then fine-tune the bundled model on the bundled task
 #   make test       set up, then run every test (notebooks, CLI end to end, wheel)
+#   make lab        set up, then open the book in JupyterLab
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test test-slow export ablation bench grid-data seq2seq-data docs-assets grid readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data docs-assets grid readme docs clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,16 @@ finetune: setup
 
 test: setup seq2seq-data docs-assets
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
+
+# the book in JupyterLab: the project's environment plus JupyterLab and a kernel named "ftbook" (registered for this user, so any
+# Jupyter can pick it), opened on nbs/ (LAB_FLAGS=--no-browser on a server); ipywidgets comes with the dev tools of setup
+LAB_STAMP := $(VENV)/.ftbook-lab
+$(LAB_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet "jupyterlab>=4,<5"
+	$(BIN)/python -m ipykernel install --user --name ftbook --display-name "Python (ftbook)"
+	touch $@
+lab: $(LAB_STAMP) seq2seq-data
+	$(BIN)/jupyter lab --notebook-dir=nbs $(LAB_FLAGS)
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
 test-slow: setup seq2seq-data docs-assets
