@@ -35,15 +35,16 @@ finetune: setup
 test: setup seq2seq-data docs-assets
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
-# the book in JupyterLab: the project's environment plus JupyterLab and a kernel named "ftbook" (registered for this user, so any
-# Jupyter can pick it), opened on nbs/ (LAB_FLAGS=--no-browser on a server); ipywidgets comes with the dev tools of setup
+# the book in JupyterLab: the project's environment (JupyterLab and ipywidgets come with the dev tools of setup) and a kernel
+# named "ftbook" (registered for this user, so any Jupyter can pick it), opened on nbs/ (LAB_FLAGS=--no-browser on a server;
+# as root, as in containers, JupyterLab wants --allow-root). tests/test_lab.py drives the same JupyterLab in headless Chromium.
 LAB_STAMP := $(VENV)/.ftbook-lab
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 $(LAB_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet "jupyterlab>=4,<5"
 	$(BIN)/python -m ipykernel install --user --name ftbook --display-name "Python (ftbook)"
 	touch $@
 lab: $(LAB_STAMP) seq2seq-data
-	$(BIN)/jupyter lab --notebook-dir=nbs $(LAB_FLAGS)
+	$(BIN)/jupyter lab --notebook-dir=nbs $(LAB_ROOT) $(LAB_FLAGS)
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
 test-slow: setup seq2seq-data docs-assets
@@ -54,7 +55,7 @@ export: setup
 	$(BIN)/nbdev-clean
 
 clean:
-	rm -rf build dist *.egg-info _docs _proc _docs_src _docs_screenshots
+	rm -rf build dist *.egg-info _docs _proc _docs_src _docs_screenshots _lab_screenshots
 
 # the fine-tuning ablation on the CPU budget (about 30 minutes on 2 cores); the ablation chapter reads its output
 ablation: setup

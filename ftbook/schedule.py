@@ -375,9 +375,15 @@ def plot_schedule(lrs:np.ndarray, # (steps, groups) learning rates, NaN where fr
     colors = plt.cm.viridis(np.linspace(0, 0.9, n))
     for i in range(n): ax1.plot(lrs[:, i], color=colors[i], label=names[i])
     ax1.set_yscale('log'); ax1.set_xlabel('step'); ax1.set_ylabel('learning rate'); ax1.set_title('learning rate per group')
-    ax1.legend(fontsize=6, ncol=2)
+    if n <= 12: ax1.legend(fontsize=6, ncol=2)
+    else:  # a legend of many groups would hide the curves: a colour bar names the bottom, middle and top groups
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+        bar = fig.colorbar(plt.cm.ScalarMappable(BoundaryNorm(np.arange(n + 1) - 0.5, n), ListedColormap(colors)), ax=ax1, pad=0.02)
+        ticks = [0, n // 2, n - 1]
+        bar.set_ticks(ticks); bar.set_ticklabels([names[i] for i in ticks], fontsize=6)
     ax2.imshow(trainable.T, aspect='auto', origin='lower', cmap='Greens', interpolation='nearest', vmin=0, vmax=1.3)
-    ax2.set_yticks(range(n)); ax2.set_yticklabels(names, fontsize=6)
+    shown = range(0, n, -(-n // 12))  # at most a dozen names on the axis (every ceil(n/12)-th group), bottom group first
+    ax2.set_yticks(list(shown)); ax2.set_yticklabels([names[i] for i in shown], fontsize=6)
     ax2.set_xlabel('step'); ax2.set_title('trainable groups (green)')
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -458,10 +464,11 @@ def simulate_schedule(strategy:str='gradual', n_groups:int=8, n_epoch:int=2, ste
     return np.where(on, lrs, np.nan), on
 
 def schedule_explorer():
-    "Interactive plot of `simulate_schedule` (needs ipywidgets and a live kernel)."
-    from ipywidgets import interact, Dropdown, IntSlider, FloatSlider, FloatLogSlider
+    "Sliders over `simulate_schedule`'s settings and its plot, redrawn as they move (an ipywidgets view: needs a live kernel)."
+    from ipywidgets import interactive, Dropdown, IntSlider, FloatSlider, FloatLogSlider
     def _show(strategy, n_groups, n_epoch, decay, until, lr):
         plot_schedule(*simulate_schedule(strategy, n_groups, n_epoch, 100, lr, decay, until), title=STRATEGIES[strategy])
-    return interact(_show, strategy=Dropdown(options=list(STRATEGIES), value='gradual'), n_groups=IntSlider(8, 2, 32),
-                    n_epoch=IntSlider(2, 1, 10), decay=FloatSlider(value=0.8, min=0.3, max=1.0, step=0.05),
-                    until=FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05), lr=FloatLogSlider(value=1e-4, base=10, min=-6, max=-2))
+    # `interactive` rather than `interact`: the view is returned (the cell shows it once, and a caller can read its controls)
+    return interactive(_show, strategy=Dropdown(options=list(STRATEGIES), value='gradual'), n_groups=IntSlider(8, 2, 32),
+                       n_epoch=IntSlider(2, 1, 10), decay=FloatSlider(value=0.8, min=0.3, max=1.0, step=0.05),
+                       until=FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05), lr=FloatLogSlider(value=1e-4, base=10, min=-6, max=-2))
