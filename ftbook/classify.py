@@ -24,7 +24,7 @@ from .core import ConfigError, DataError, ModelError, atomic_dir, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, _label_str, clean_texts, load_tokenizer, pad_ids, pin_memory_for,
                          read_table, split_rows, tokenize_texts)
 from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
-                            _remember_hub_id, _use_mixed_precision)
+                            _from_pretrained_with_head, _remember_hub_id, _use_mixed_precision)
 from .splitter import transformer_splitter
 
 # %% auto #0
@@ -239,11 +239,11 @@ def load_classification_model(model_path, # a local transformers model folder, o
               problem_type=PROBLEM_TYPES[task], trust_remote_code=trust_remote_code)
     if pretrained: _check_safe_weights(path)  # outside the `try`: its sentence is already the one to show
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            if pretrained: model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
-            else: model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, **kw),
-                                                                        trust_remote_code=trust_remote_code)
+        if pretrained: model = _from_pretrained_with_head(AutoModelForSequenceClassification, path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"Cannot load a sequence-classification model from {path} ({str(e).splitlines()[0][:200]}): "
                          f"pass a transformers model folder.") from e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
-import sys, time
+import sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from .core import ModelError, resolve_model
 
 # %% auto #0
-__all__ = ['torch_adamw', 'TorchOptimWrapper', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
+__all__ = ['ModelWarning', 'torch_adamw', 'TorchOptimWrapper', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
            'ThrottledProgressCallback']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
@@ -53,6 +53,30 @@ def _check_safe_weights(path:Path):
 def _remember_hub_id(model:nn.Module, model_path):
     "Record a Hub id, not this machine's cache path, as the model's origin (peft writes it into adapter exports)"
     if not Path(model_path).exists(): model.name_or_path = model.config._name_or_path = str(model_path)
+
+class ModelWarning(UserWarning):
+    "A model loaded, but not wholly from its folder: weights of its pretrained body started at random."
+
+def _from_pretrained_with_head(auto_class, # a transformers auto class with a task head, e.g. `AutoModelForSequenceClassification`
+                               path:Path, # the checked model folder
+                               **kwargs): # passed on to `from_pretrained`
+    "`auto_class.from_pretrained(path)` without transformers' load report, which lists the new head's weights as MISSING on every load; weights missing from the pretrained body are reported in one `ModelWarning`"
+    from transformers.utils import logging as hf_logging
+    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()  # and its bar over tensors, which fills a second
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model, info = auto_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar: hf_logging.enable_progress_bar()
+    body = sorted(k for k in info['missing_keys'] if model.base_model_prefix and k.startswith(model.base_model_prefix + '.'))
+    if body:
+        names = ', '.join(body[:3]) + (f' and {len(body) - 3} more' if len(body) > 3 else '')
+        warnings.warn(f"{len(body)} weights of the pretrained body are not in {path} and start at random ({names}): check that the folder "
+                      f"holds the model you meant; fine-tuning can only partly make up for them.", ModelWarning, stacklevel=3)
+    return model
 
 # %% ../nbs/03_learner.ipynb #5358189e
 def _autocast_dtype(device):

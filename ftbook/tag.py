@@ -24,7 +24,7 @@ from .core import ConfigError, DataError, ModelError, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, load_tokenizer, model_max_length, pad_ids, pin_memory_for,
                          read_table, resolve_model, split_rows)
 from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
-                            _remember_hub_id, _use_mixed_precision)
+                            _from_pretrained_with_head, _remember_hub_id, _use_mixed_precision)
 from .splitter import transformer_splitter
 from .classify import SequenceClassifier, _load_export
 
@@ -363,10 +363,11 @@ def load_tagging_model(model_path, # a local transformers model folder, or a Hub
     kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()}, trust_remote_code=trust_remote_code)
     if pretrained: _check_safe_weights(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            if pretrained: model = AutoModelForTokenClassification.from_pretrained(path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
-            else: model = AutoModelForTokenClassification.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
+        if pretrained: model = _from_pretrained_with_head(AutoModelForTokenClassification, path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                model = AutoModelForTokenClassification.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"Cannot load a token-classification model from {path} ({str(e).splitlines()[0][:200]}): pass a transformers "
                          f"model folder of an architecture with a token-classification head (BERT, RoBERTa, DeBERTa, Llama...).") from e
