@@ -4,16 +4,12 @@ Follows every sidebar link, checks that no link or image is broken, that an API 
 chapter shows a plot, and saves screenshots to `_docs_screenshots/`. Needs Debian's chromium and chromium-driver
 (`.ci/run` installs them); without them the test is skipped, not passed.
 """
-import http.server, os, re, shutil, socketserver, subprocess, sys, threading, urllib.parse, urllib.request
+import http.server, re, socketserver, subprocess, sys, threading, urllib.parse, urllib.request
 from pathlib import Path
 import pytest
-from conftest import ROOT
+from conftest import ROOT, headless_chromium, needs_browser
 
-CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
-# CI sets FTBOOK_REQUIRE_BROWSER=1 after installing them: there a missing browser is a failure, not a skip
-if os.environ.get('FTBOOK_REQUIRE_BROWSER') == '1' and not (CHROMIUM and DRIVER):
-    raise RuntimeError('FTBOOK_REQUIRE_BROWSER=1 but chromium/chromedriver are missing: apt-get install chromium chromium-driver')
-pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason='needs Debian chromium and chromium-driver'),
+pytestmark = [needs_browser,
               pytest.mark.xdist_group('docs')]  # one worker: the site is built once
 
 @pytest.fixture(scope='module')
@@ -30,14 +26,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-              '--no-first-run', '--disable-sync', '--window-size=1280,900', f'--user-data-dir={tmp_path_factory.mktemp("chrome")}'):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = headless_chromium(tmp_path_factory.mktemp('chrome'), window='1280,900')
     yield driver
     driver.quit()
 

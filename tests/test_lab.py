@@ -7,15 +7,12 @@ notebook shows (outputs, no error, the widget, a plot that redraws when a slider
 screenshots in `_lab_screenshots/`. The notebooks are copies in a temporary folder, so the repository's stay as committed.
 Needs Debian's chromium and chromium-driver (`.ci/run` installs them); without them the test is skipped, not passed.
 """
-import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.request
+import os, secrets, shutil, socket, subprocess, time, urllib.request
 from pathlib import Path
 import pytest
-from conftest import ROOT, BIN
+from conftest import ROOT, BIN, headless_chromium, needs_browser
 
-CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
-if os.environ.get('FTBOOK_REQUIRE_BROWSER') == '1' and not (CHROMIUM and DRIVER):
-    raise RuntimeError('FTBOOK_REQUIRE_BROWSER=1 but chromium/chromedriver are missing: apt-get install chromium chromium-driver')
-pytestmark = [pytest.mark.skipif(not (CHROMIUM and DRIVER), reason='needs Debian chromium and chromium-driver'),
+pytestmark = [needs_browser,
               pytest.mark.xdist_group('lab')]  # one worker: one JupyterLab server and one browser for the module
 
 CHAPTER, SCHEDULE = 'book/01_transfer_learning.ipynb', '04_schedule.ipynb'
@@ -63,15 +60,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-sync', '--window-size=1400,1000',
-              f'--user-data-dir={tmp_path_factory.mktemp("chrome")}'):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = headless_chromium(tmp_path_factory.mktemp('chrome'), window='1400,1000')
     SHOTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()
@@ -173,7 +162,7 @@ def _plot(widget):
 
 def test_schedule_explorer_redraws_when_a_slider_moves(lab, browser):
     from selenium.webdriver.common.action_chains import ActionChains
-    n_code = _open(browser, lab, SCHEDULE)
+    _open(browser, lab, SCHEDULE)
     sources = [_css(c, '.jp-InputArea-editor')[0].text for c in _code_cells(browser)]
     at = [i for i, src in enumerate(sources) if 'schedule_explorer()' in src.splitlines()]  # the cell that shows the widget
     assert len(at) == 1, at
