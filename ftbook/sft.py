@@ -20,7 +20,7 @@ from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, ModelError
 from .data import AsyncDeviceCopy, DataWarning, load_tokenizer, read_table, split_rows
-import ftbook.classify  # adds Learner.export_pretrained, which every task family's export uses
+from .classify import _load_export  # the export loader; importing classify also adds Learner.export_pretrained, which every task family's export uses
 from .lm import CausalLM, lm_learner, smollm2_path
 
 # %% auto #0
@@ -263,7 +263,6 @@ class ChatPredictor:
                         trust_remote_code:bool=False):
         "Load an export: full weights, or LoRA adapters on their base"
         from transformers import AutoModelForCausalLM
-        from ftbook.classify import _load_export
         path, model, meta = _load_export(path, AutoModelForCausalLM, 'a chat model', trust_remote_code)
         return cls(model, load_tokenizer(path))
 
