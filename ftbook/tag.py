@@ -32,7 +32,7 @@ from .classify import SequenceClassifier, _load_export
 __all__ = ['IGNORE_INDEX', 'CONLL_SUFFIXES', 'TAG_COLUMNS', 'TAG_METRICS', 'read_conll', 'read_tagged', 'is_tagged',
            'word_offsets', 'spans_to_tags', 'tagged_rows', 'name_tags', 'debate_names', 'tagging_tokenizer',
            'tag_vocab', 'is_entity_scheme', 'align_tags', 'PaddedTagDL', 'TokenClassificationDataLoaders', 'tag_scores',
-           'TagScore', 'tag_metrics', 'load_tagging_model', 'tagger_learner', 'TokenTagger']
+           'TagTally', 'TagScore', 'tag_metrics', 'load_tagging_model', 'tagger_learner', 'TokenTagger']
 
 # %% ../nbs/03b_tag.ipynb #82c68c86
 IGNORE_INDEX = -100  # the target of sub-tokens after a word's first, of special tokens and of padding: no loss, no score
@@ -329,26 +329,47 @@ def tag_scores(true:list, # true tags, one list per sentence
                     entity_recall=float(recall_score(true, pred, zero_division=0)),
                     word_accuracy=float(sum(a == b for t, p in zip(true, pred) for a, b in zip(t, p)) / n) if n else 0.0)
 
-class TagScore(Metric):
-    "One of `TAG_METRICS` over the labelled words of the validation set"
-    def __init__(self, vocab:list, # the tags in output order
-                 score:str='entity_f1', # which of `TAG_METRICS`
-                ):
-        if score not in TAG_METRICS: raise ConfigError(f"score is {score!r}: choose one of {', '.join(TAG_METRICS)}.")
-        store_attr()
-        self.iob = is_entity_scheme(vocab)
-    def reset(self): self.true, self.pred = [], []
+class TagTally:
+    "The true and predicted tags of the labelled words of one validation pass, scored once however many metrics read them"
+    def __init__(self, vocab:list): # the tags in output order
+        self.vocab, self.iob = vocab, is_entity_scheme(vocab)
+        self.reset()
+    def reset(self): self.true, self.pred, self._scores = [], [], None
     def accumulate(self, learn):
         pred, targ = learn.pred.argmax(-1).cpu().numpy(), learn.y.cpu().numpy()
         for p, t in zip(pred, targ):
             keep = t != IGNORE_INDEX
             self.true.append([self.vocab[i] for i in t[keep]]); self.pred.append([self.vocab[i] for i in p[keep]])
+        self._scores = None
     @property
-    def value(self): return tag_scores(self.true, self.pred, self.iob)[self.score] if self.true else None
+    def scores(self) -> dict:
+        "`tag_scores` of what was gathered (None before any batch), computed on first use"
+        if self._scores is None and self.true: self._scores = tag_scores(self.true, self.pred, self.iob)
+        return self._scores
+
+class TagScore(Metric):
+    "One of `TAG_METRICS` over the labelled words of the validation set"
+    def __init__(self, vocab:list, # the tags in output order
+                 score:str='entity_f1', # which of `TAG_METRICS`
+                 tally:TagTally=None, # shared with other metrics (`tag_metrics`): only its first reader gathers (default: its own)
+                ):
+        if score not in TAG_METRICS: raise ConfigError(f"score is {score!r}: choose one of {', '.join(TAG_METRICS)}.")
+        self.vocab, self.score, self.gathers = vocab, score, tally is None or not getattr(tally, '_readers', 0)
+        self.tally = tally or TagTally(vocab)
+        self.tally._readers = getattr(self.tally, '_readers', 0) + 1
+    def reset(self):
+        if self.gathers: self.tally.reset()
+    def accumulate(self, learn):
+        if self.gathers: self.tally.accumulate(learn)
+    @property
+    def value(self): return self.tally.scores[self.score] if self.tally.scores else None
     @property
     def name(self): return self.score
 
-def tag_metrics(vocab:list) -> list: return [TagScore(vocab, s) for s in TAG_METRICS]
+def tag_metrics(vocab:list) -> list:
+    "The four `TAG_METRICS` as fastai metrics over one `TagTally`: the validation set is gathered and scored once, not four times"
+    tally = TagTally(vocab)
+    return [TagScore(vocab, s, tally) for s in TAG_METRICS]
 
 # %% ../nbs/03b_tag.ipynb #dee33ba3
 def load_tagging_model(model_path, # a local transformers model folder, or a Hub id
