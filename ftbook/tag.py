@@ -332,7 +332,7 @@ def tag_scores(true:list, # true tags, one list per sentence
 class TagTally:
     "The true and predicted tags of the labelled words of one validation pass, scored once however many metrics read them"
     def __init__(self, vocab:list): # the tags in output order
-        self.vocab, self.iob = vocab, is_entity_scheme(vocab)
+        self.vocab, self.iob, self.readers = vocab, is_entity_scheme(vocab), 0  # readers: the metrics reading it (`TagScore`)
         self.reset()
     def reset(self): self.true, self.pred, self._scores = [], [], None
     def accumulate(self, learn):
@@ -354,9 +354,9 @@ class TagScore(Metric):
                  tally:TagTally=None, # shared with other metrics (`tag_metrics`): only its first reader gathers (default: its own)
                 ):
         if score not in TAG_METRICS: raise ConfigError(f"score is {score!r}: choose one of {', '.join(TAG_METRICS)}.")
-        self.vocab, self.score, self.gathers = vocab, score, tally is None or not getattr(tally, '_readers', 0)
-        self.tally = tally or TagTally(vocab)
-        self.tally._readers = getattr(self.tally, '_readers', 0) + 1
+        self.vocab, self.score, self.tally = vocab, score, tally or TagTally(vocab)
+        self.gathers = self.tally.readers == 0  # the first reader resets and fills the tally; the others only read its scores
+        self.tally.readers += 1
     def reset(self):
         if self.gathers: self.tally.reset()
     def accumulate(self, learn):
