@@ -24,7 +24,7 @@ from .schedule import GradualUnfreezing
 # %% auto #0
 __all__ = ['CheckpointError', 'flatten_state', 'unflatten_state', 'save_state', 'load_state', 'rng_state', 'set_rng_state',
            'TrainingInterrupted', 'latest_checkpoint', 'Checkpointer', 'load_state_json', 'NumericalError',
-           'NonFiniteGuard']
+           'NonFiniteGuard', 'EarlyStopping']
 
 # %% ../nbs/08_checkpoint.ipynb #0adf40ac
 class CheckpointError(FtbookError, ValueError):
@@ -400,3 +400,31 @@ class NonFiniteGuard(Callback):
               (" or full precision (mixed_precision=False)" if f['mixed'] else "")
         raise NumericalError(f"The {what} became {value} at step {f['step']} (epoch {f['epoch'] + 1}, batch {f['batch']}): training stopped before "
                              f"that update, so the model keeps the weights of step {f['step'] - 1}; try {fix}.")
+
+# %% ../nbs/08_checkpoint.ipynb #83eb6d29
+class EarlyStopping(EarlyStoppingCallback):
+    "fastai's `EarlyStoppingCallback` (stop after `patience` epochs with no better `monitor`) that puts the best epoch's weights back when the fit ends"
+    _checkpoint_attrs = ('best', 'wait', 'best_epoch')  # what a checkpoint keeps of it: a resumed run goes on counting
+
+    def before_fit(self):
+        super().before_fit()
+        self.best_epoch, self.stopped_epoch, self._best_weights = None, None, None
+
+    def after_epoch(self):
+        TrackerCallback.after_epoch(self)  # sets `new_best`
+        if self.new_best:
+            self.wait, self.best_epoch = 0, int(self.epoch)
+            self._best_weights = {k: v.detach().to('cpu', copy=True) for k, v in _unwrap(self.model).state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = int(self.epoch)
+            raise CancelFitException()
+
+    def after_fit(self):
+        if self._best_weights is not None: _unwrap(self.model).load_state_dict(self._best_weights)
+        elif self.best_epoch is not None:  # resumed after the best epoch: the checkpoint of the same monitor holds its weights
+            ckpt = next((cb for cb in self.learn.cbs if isinstance(cb, Checkpointer) and cb.monitor == self.monitor), None)
+            if ckpt is not None and (ckpt.path/'best'/'model.safetensors').exists():
+                load_model(_unwrap(self.model), str(ckpt.path/'best'/'model.safetensors'), device=str(next(self.model.parameters()).device))
+        self._best_weights = None

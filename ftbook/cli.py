@@ -4,8 +4,8 @@
 
 # %% ../nbs/09_cli.ipynb #d5545090
 from __future__ import annotations
-import inspect, json, os, shutil, sys, tempfile, time, warnings
-from dataclasses import asdict
+import argparse, json, os, shutil, sys, tempfile, time, warnings
+from dataclasses import fields, replace
 # fastai's layers module calls torch.jit.script at import, which torch >= 2.10 deprecates; keep it off our commands' output
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from contextlib import contextmanager, nullcontext
@@ -15,29 +15,32 @@ import numpy as np
 import torch
 import resource
 from fastai.callback.core import Callback
+from fastai.callback.training import GradientAccumulation
 from fastai.learner import Recorder
 from fastai.torch_core import set_seed
 from fastcore.script import call_parse
 
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
-from .checkpoint import CheckpointError, Checkpointer, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
+from .checkpoint import CheckpointError, Checkpointer, EarlyStopping, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import _check_columns, load_tokenizer, read_table
 from .adapt import adaptation_texts, domain_adapt
 from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, best_threshold, classifier_learner, multilabel_f1
 from .tag import (TAG_COLUMNS, TAG_METRICS, TokenClassificationDataLoaders, TokenTagger, _is_token_classifier, is_tagged, read_tagged,
                   tagged_rows, tagger_learner)
-from .learner import ThrottledProgressCallback, _check_model_dir
+from .learner import ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing
 from .lm import smollm2_path
 import ftbook.lora  # adds Learner.add_lora
 from .sft import ChatDataLoaders, ChatPredictor, answer_scores, chat_examples, sft_learner
 from .seq2seq import Seq2SeqDataLoaders, Seq2SeqPredictor, generation_scores, seq2seq_learner
-from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule, read_phases, strategy_settings
+from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule
+from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor, read_settings,
+                             resumed_settings, unfreeze_every)
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
-__all__ = ['DEFAULT_OUT', 'GENERATIVE_TASKS', 'ALL_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'SCORED_BY_GENERATION',
-           'TrainingReport', 'peak_memory_mb', 'finetune', 'ftbook_finetune', 'ftbook_predict']
+__all__ = ['SCORED_BY_GENERATION', 'TrainingReport', 'peak_memory_mb', 'finetune', 'finetune_parser', 'ftbook_finetune',
+           'ftbook_predict']
 
 # %% ../nbs/09_cli.ipynb #d4be04b6
 class TrainingReport(Callback):
@@ -78,37 +81,193 @@ class TrainingReport(Callback):
             out['thaws'] = [dict(e, groups=[self.groups[g] for g in e['groups']]) for e in self.unfreezing.thaw_log]
         return out
 
-# %% ../nbs/09_cli.ipynb #84196820
-DEFAULT_OUT = 'models/ftbook-classifier'
-
-def _check_options(epochs, lr, bs, max_len, limit, valid_pct):
-    if epochs < 1: raise ConfigError(f"epochs is {epochs}: train for at least 1 epoch.")
-    if not lr > 0: raise ConfigError(f"Learning rate is {lr}: use a positive value, e.g. 1e-4.")
-    if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. 32.")
-    if max_len < 2: raise ConfigError(f"max_len is {max_len}: use at least 2 tokens, e.g. 128.")
-    if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
-    if not 0 < valid_pct < 1: raise ConfigError(f"valid_pct is {valid_pct}: use a share between 0 and 1, e.g. 0.2.")
-
-GENERATIVE_TASKS = ('seq2seq', 'sft')  # a text written token by token: from a source text (`ftbook.seq2seq`), or a chat answer (`ftbook.sft`)
-ALL_TASKS = TASKS + ('tag',) + GENERATIVE_TASKS  # the whole-text tasks of `ftbook.classify`, per-word tagging (`ftbook.tag`), and those
-# the metrics a checkpoint can be best at (higher is better); generative tasks also report perplexity and, after training, generated scores
-METRICS_BY_TASK = {**TASK_METRICS, 'tag': TAG_METRICS, 'seq2seq': ('token_accuracy',), 'sft': ('answer_accuracy',)}
-MONITORS = ('valid_loss',) + tuple(dict.fromkeys(m for t in ALL_TASKS for m in METRICS_BY_TASK[t]))  # what best/ can be best at, by task
-def _check_checkpointing(monitor, save_every, task:str=None):
-    "Refuse a monitor no task measures now, and one the task does not measure once the task is known"
-    if monitor not in MONITORS: raise ConfigError(f"monitor is {monitor!r}: choose one of {', '.join(MONITORS)}.")
-    if task is not None and monitor not in ('valid_loss',) + METRICS_BY_TASK[task]:
-        raise ConfigError(f"monitor is {monitor!r}, which task {task!r} does not measure: choose one of valid_loss, {', '.join(METRICS_BY_TASK[task])}.")
-    if save_every is not None and save_every < 1: raise ConfigError(f"save_every is {save_every}: checkpoint every 1 or more steps.")
-
+# %% ../nbs/09_cli.ipynb #df5a0823
 def _label_setting(label_col):
     "The label column(s) as run.json and the report record them: a name, or a list of names"
     return label_col if label_col is None or isinstance(label_col, str) else list(label_col)
 
-def _final_scores(learn, distributed:bool) -> dict:
+def _read_unlabelled(unlabelled, text_col:str):
+    "The unlabelled texts: None, a list, a table (DataFrame or .csv/.tsv/.jsonl file with `text_col`), or a .txt file of one text per line"
+    if unlabelled is None or isinstance(unlabelled, (list, tuple)): return unlabelled
+    if isinstance(unlabelled, (str, Path)) and Path(unlabelled).suffix == '.txt':
+        try: lines = Path(unlabelled).read_text(encoding='utf-8').splitlines()
+        except UnicodeDecodeError: raise DataError(f"{unlabelled} is not UTF-8 text: save it as UTF-8 and try again.") from None
+        if not any(l.strip() for l in lines): raise DataError(f"Unlabelled-text file {unlabelled} holds no text: one text per line.")
+        return lines
+    df = read_table(unlabelled)
+    _check_columns(df, {'text': text_col})
+    return df
+
+def _first_trainable(recorder:ScheduleRecorder, names:list) -> dict:
+    "Per group, the first optimizer step at which it was trainable (None: never), as `ScheduleRecorder` saw the run"
+    on = np.array(recorder.trainable, dtype=bool).reshape(-1, len(names))
+    return {n: (int(on[:, i].argmax()) if on[:, i].any() else None) for i, n in enumerate(names)}
+
+def peak_memory_mb(device=None) -> float:
+    "Peak memory of this process so far: CUDA memory allocated by torch on a GPU, else the resident set size (RSS)."
+    if device is not None and torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+def _chat_data(data, model_dir, text_col, label_col, group_col, valid_pct, seed, limit, bs, max_len):
+    "`ChatDataLoaders` (packed) of the conversations in `data`: a messages column, or prompt and completion columns"
+    table = read_table(data)
+    if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
+    if group_col is not None: _check_columns(table, {'group': group_col})
+    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
+    return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
+                                              valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
+
+# %% ../nbs/09_cli.ipynb #44738cba
+def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **kwargs):
+    "The task family's `DataLoaders`: conversations (sft), pairs (seq2seq), per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
+    if task == 'sft': return _chat_data(data, model_dir, text_col, label_col, group_col, **kwargs)
+    if task == 'seq2seq': return Seq2SeqDataLoaders.from_source(data, load_tokenizer(model_dir), model_dir, text_col or 'source', label_col or 'target',
+                                                                group_col, **kwargs)
+    table = read_tagged(data)  # read once; CoNLL files are tagged by nature
+    labels = [label_col] if isinstance(label_col, str) else [] if label_col else TAG_COLUMNS
+    if task == 'tag' or (task is None and any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))):
+        if label_delim is not None: raise ConfigError("--label-delim separates the labels of one text (multilabel); tags come one per word: drop it.")
+        if label_col is not None and not isinstance(label_col, str): raise ConfigError("--task tag reads one column of tags or spans: pass one --label-col.")
+        return TokenClassificationDataLoaders.from_source(table, model_dir, text_col, label_col, group_col, **kwargs)
+    return TextClassificationDataLoaders.from_source(table, load_tokenizer(model_dir), text_col or 'text', _label_setting(label_col or 'label'),
+                                                     group_col, task=task, label_delim=label_delim, **kwargs)
+
+# %% ../nbs/09_cli.ipynb #a047fe99
+def _resume_settings(resume, given:dict) -> tuple:
+    "`(settings, checkpoint root, checkpoint folder)` of the run checkpointed in `resume`; `given` (settings by name) may not contradict them"
+    resume = Path(resume)
+    root = resume if (resume/'run.json').exists() else resume.parent
+    folder = resume if (resume/'state.json').exists() else (latest_checkpoint(resume) or resume/'latest')
+    if not (root/'run.json').exists() or not (folder/'state.json').exists():
+        raise CheckpointError(f"{resume} holds no ftbook-finetune checkpoint (run.json and latest/state.json): pass the checkpoint folder of a run.")
+    saved = RunSettings.from_dict(json.loads((root/'run.json').read_text()), f' in {root/"run.json"}')
+    return replace(resumed_settings(saved, given), checkpoints=root), root, folder
+
+# %% ../nbs/09_cli.ipynb #daa3cadf
+def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: the bundled Rotten Tomatoes task)
+             settings:RunSettings=None, # the run's settings (default: `RunSettings()`); keyword arguments override them
+             resume=None, # continue the run whose checkpoints are in this folder (its settings are reused)
+             progress:bool=True, # show fastai's progress bar and metrics table
+             **kwargs): # any field of `RunSettings`, e.g. epochs=3, strategy='gradual', grad_accum=4
+    "Fine-tune a model end to end (one label, several labels or numbers per text; a tag per word; a target text; a chat answer); returns `(learner, report dict)`."
+    names = {f.name for f in fields(RunSettings)}
+    unknown = [k for k in kwargs if k not in names]
+    if unknown: raise ConfigError(f"Unknown setting {unknown[0]!r}: see RunSettings for the settings of a run.")
+    given = dict(kwargs, **({} if data is None else dict(data=data)))
+    s = replace(settings or RunSettings(), **given)
+    root = folder = None
+    if resume is not None:
+        base = {k: v for k, v in vars(settings).items() if v != RunSettings.__dataclass_fields__[k].default} if settings else {}
+        s, root, folder = _resume_settings(resume, {**base, **given})
+    elif s.checkpoints is None and s.out is not None: s = replace(s, checkpoints=Path(s.out).with_name(Path(s.out).name + '-checkpoints'))
+    s = s.check(resuming=resume is not None)
+    model = s.model or str(smollm2_path() if s.task == 'sft' else resource_path('minilm'))  # a folder or a Hub id, recorded as given
+    model_dir = _check_model_dir(model)
+    data, text_col, label_col, group_col = s.data, s.text_col, s.label_col, s.group_col
+    if data is None:
+        if s.task == 'tag': raise ConfigError("--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file).")
+        data, text_col, label_col, group_col = rotten_tomatoes(), text_col or 'text', label_col or 'category', group_col or 'movie_name'
+    start = time.time()
+    set_seed(s.seed, reproducible=True)
+    dls = _task_data(data, model_dir, text_col, label_col, group_col, s.task, s.label_delim, valid_pct=s.valid_pct, seed=s.seed, limit=s.limit,
+                     bs=s.bs, max_len=s.max_len)
+    s = replace(s, text_col=dls.text_col, label_col=_label_setting(dls.label_col), group_col=group_col)
+    check_monitor(s.monitor, dls.task)  # now that the task is known
+    adapted, adaptation = None, None
+    if s.adapt_epochs and resume is None:  # a resumed run's checkpoint already holds the weights that grew from the adapted encoder
+        adapted = Path(tempfile.mkdtemp(prefix='ftbook-adapted-'))  # removed below, whatever happens
+        corpus = adaptation_texts(dls.train_df['text'], dls.valid_df['text'], _read_unlabelled(s.unlabelled, text_col), text_col,
+                                  group_col if group_col else None, dls.valid_df['group'].unique() if group_col else ())
+        _, adaptation = domain_adapt(corpus, model_dir, adapted/'encoder', epochs=s.adapt_epochs, bs=s.bs, max_len=s.max_len, seed=s.seed,
+                                     device=dls.device)
+        set_seed(s.seed, reproducible=True)  # the classifier starts as it would without the stage
+    try: return _train(dls, s, model, adapted, adaptation, folder, progress, start)
+    finally:
+        if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
+
+# %% ../nbs/09_cli.ipynb #b610be72
+def _make_learner(dls, s:RunSettings, model, adapted=None):
+    "The task family's learner (from the adapted encoder, if there is one), with the settings that act on the model"
+    kw = dict(mixed_precision=s.precision)
+    if dls.task == 'sft': learn = sft_learner(dls, model, **kw)
+    elif dls.task == 'seq2seq': learn = seq2seq_learner(dls, model, **kw)
+    else:
+        make_learner = tagger_learner if dls.task == 'tag' else classifier_learner
+        learn = make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=s.recipe['pretrained'], **kw)
+    if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
+    learn.wd = s.weight_decay  # fastai's fit sets it as each group's decay (`TorchOptimWrapper` spares biases and norms)
+    if s.grad_checkpointing: enable_gradient_checkpointing(learn)
+    if s.recipe['lora']: learn.add_lora(r=s.lora_r, alpha=s.lora_alpha, dropout=s.lora_dropout, target_modules=s.lora_targets)
+    if s.schedule is not None: GradualUnfreezing(phases=s.schedule).check(learn, s.epochs)
+    return learn
+
+# %% ../nbs/09_cli.ipynb #9dbe6dae
+def _callbacks(learn, s:RunSettings, folder, progress:bool) -> list:
+    "The run's callbacks; writes run.json into the checkpoint folder (the first thing a run writes)"
+    cbs = [TrainingReport(), ScheduleRecorder(), NonFiniteGuard()]
+    if s.grad_accum > 1: cbs.append(GradientAccumulation(n_acc=s.grad_accum * s.bs))
+    if s.patience is not None: cbs.append(EarlyStopping(monitor=s.monitor, patience=s.patience))
+    if s.checkpoints not in (None, False):
+        if rank_distrib() == 0: atomic_write_text(Path(s.checkpoints)/'run.json', json.dumps(_run_record(s), indent=1))
+        cbs.append(Checkpointer(s.checkpoints, monitor=s.monitor, every=s.save_every, resume=folder or False))
+    if progress and rank_distrib() == 0: cbs.append(ThrottledProgressCallback())  # under `accelerate launch`, rank 0 speaks for all
+    return cbs
+
+def _run_record(s:RunSettings) -> dict:
+    "The settings as run.json keeps them (every field; in-memory data and texts noted as such)"
+    return s.to_dict()
+
+# %% ../nbs/09_cli.ipynb #0bfcd179
+def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool, start:float):
+    "The training part of `finetune`, from the checked settings and data: learner, callbacks, fit, final scores, export and report"
+    learn = _make_learner(dls, s, model, adapted)
+    cbs = _callbacks(learn, s, folder, progress)
+    report_cb, schedule_cb = cbs[0], cbs[1]
+    if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
+    can_freeze = s.recipe['gradual'] or s.recipe['head_only'] or s.schedule is not None  # DDP must then skip parameters that get no gradient
+    with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if progress and rank_distrib() == 0 else learn.no_logging()):
+        learn.fit_with_strategy(s.strategy, s.epochs, s.lr, s.recipe['decay'], cbs=cbs, every=unfreeze_every(s.unfreeze), until=s.until,
+                                phases=s.schedule, warmup_frac=s.warmup)
+        trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
+        distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None
+    # set after fit: fastai deletes `learn.<callback name>` when it removes the callback
+    learn.training_report, learn.schedule_record = report_cb, schedule_cb
+    stopper = next((c for c in cbs if isinstance(c, EarlyStopping)), None)
+    kept = stopper.best_epoch if stopper is not None and stopper.best_epoch is not None else -1  # the epoch whose weights the model holds
+    with learn.no_bar(), learn.no_logging(): final = _final_scores(learn, bool(distributed), kept)
+    result = _report(learn, dls, s, model, final, cbs, start)
+    if adaptation is not None: result['adaptation'] = adaptation
+    if distributed: result['distributed'] = distributed
+    if rank_distrib() == 0:  # one process writes; the others hold the same weights
+        if s.out is not None: learn.export_pretrained(s.out, merge=s.merge)
+        if s.report is not None: atomic_write_text(s.report, json.dumps(result, indent=2))
+    return learn, result
+
+# %% ../nbs/09_cli.ipynb #227224ef
+def _report(learn, dls, s:RunSettings, model, final:dict, cbs:list, start:float) -> dict:
+    "The run's report: per-epoch metrics, final scores, schedule, settings (as used), early stopping and checkpoints"
+    report_cb, schedule_cb = cbs[0], cbs[1]
+    settings = dict(s.to_dict(), model=str(model), task=dls.task, decay=s.recipe['decay'], precision=learn.precision, device=str(dls.device))
+    result = dict(report_cb.as_dict(), task=dls.task, final=final, n_train=len(dls.train_df), n_valid=len(dls.valid_df), labels=list(dls.vocab),
+                  peak_memory_mb=peak_memory_mb(dls.device), strategy=s.recipe, first_trainable_step=_first_trainable(schedule_cb, report_cb.groups),
+                  settings=settings, seconds=round(time.time() - start, 1))
+    stopper = next((c for c in cbs if isinstance(c, EarlyStopping)), None)
+    if stopper is not None:
+        result['early_stopping'] = dict(patience=s.patience, monitor=s.monitor, best=float(stopper.best), best_epoch=stopper.best_epoch,
+                                        stopped_after_epoch=stopper.stopped_epoch)
+    checkpointer = next((c for c in cbs if isinstance(c, Checkpointer)), None)
+    if checkpointer is not None:
+        result['checkpoints'] = dict(folder=str(s.checkpoints), monitor=s.monitor, best=float(checkpointer.best),
+                                     resumed_from=getattr(checkpointer, 'resumed_from', None))
+    return result
+
+# %% ../nbs/09_cli.ipynb #b32ea6ff
+def _final_scores(learn, distributed:bool, epoch:int=-1) -> dict:
     "The last validation's loss and metrics by name; multilabel: at the threshold chosen on validation, with each label's F1"
     names = learn.recorder.metric_names[2:-1]
-    values = learn.validate() if distributed else learn.recorder.values[-1][1:]  # DDP's metrics count samples repeated to even out shards
+    # the validation of `epoch`, whose weights the model holds (the last, or the best one early stopping put back); under DDP a new
+    # validation, since its metrics count the samples repeated to even out shards
+    values = learn.validate() if distributed else learn.recorder.values[epoch][1:]
     final = {n: float(v) for n, v in zip(names, values)}
     if learn.dls.task in GENERATIVE_TASKS and not distributed: final.update(_generated_scores(learn))
     if learn.dls.task == 'multilabel':
@@ -138,271 +297,6 @@ def _generated_scores(learn) -> dict:
     scores['n_generated'] = scores.pop('n')
     return scores
 
-def _check_writable(path:Path, what:str):
-    "Fail now, not after training, if `path` cannot be written (an existing model export may be replaced)"
-    if path.exists() and path.is_dir() and what == 'output folder' and any(path.iterdir()) \
-            and not any((path/name).exists() for name in ('config.json', 'adapter_config.json')):  # a full export, or LoRA adapters alone
-        raise ConfigError(f"{path} exists and does not hold a model export: choose another output folder or empty it.")
-    if path.exists() and what == 'report file' and path.is_dir(): raise ConfigError(f"Report path {path} is a folder: pass a file name such as report.json.")
-    parent = path.parent
-    while not parent.exists(): parent = parent.parent
-    if not parent.is_dir(): raise ConfigError(f"Cannot write the {what} {path}: {parent} is a file, not a folder; choose another location.")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"Cannot write the {what} {path}: choose a location you have write access to.")
-
-_RUN_SETTINGS = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr',
-                'bs', 'max_len', 'limit', 'seed', 'valid_pct', 'schedule', 'task', 'label_delim', 'adapt_epochs', 'unlabelled')  # what decides a run's course: a resumed run reuses them
-
-def _check_adaptation(adapt_epochs, unlabelled, recipe:dict):
-    "Refuse domain-adaptation options that cannot work together, before anything is loaded"
-    if not isinstance(adapt_epochs, int) or adapt_epochs < 0:
-        raise ConfigError(f"--adapt-epochs is {adapt_epochs}: use 0 (no adaptation) or a positive number of epochs, e.g. 1.")
-    if unlabelled is not None and not adapt_epochs:
-        raise ConfigError("--unlabelled texts are used only by domain adaptation: add --adapt-epochs N (e.g. 1), or drop --unlabelled.")
-    if adapt_epochs and not recipe['pretrained']:
-        raise ConfigError("--adapt-epochs adapts the pretrained weights, which --strategy scratch does not use: drop one of them.")
-    if isinstance(unlabelled, (str, Path)) and not Path(unlabelled).is_file():
-        raise DataError(f"Unlabelled-text file {unlabelled} does not exist: check the path.")
-
-def _read_unlabelled(unlabelled, text_col:str):
-    "The unlabelled texts: None, a list, a table (DataFrame or .csv/.tsv/.jsonl file with `text_col`), or a .txt file of one text per line"
-    if unlabelled is None or isinstance(unlabelled, (list, tuple)): return unlabelled
-    if isinstance(unlabelled, (str, Path)) and Path(unlabelled).suffix == '.txt':
-        try: lines = Path(unlabelled).read_text(encoding='utf-8').splitlines()
-        except UnicodeDecodeError: raise DataError(f"{unlabelled} is not UTF-8 text: save it as UTF-8 and try again.") from None
-        if not any(l.strip() for l in lines): raise DataError(f"Unlabelled-text file {unlabelled} holds no text: one text per line.")
-        return lines
-    df = read_table(unlabelled)
-    _check_columns(df, {'text': text_col})
-    return df
-
-def _unlabelled_setting(unlabelled):
-    "How run.json and the report record the unlabelled texts: the path, or a note for texts passed in memory"
-    if unlabelled is None or isinstance(unlabelled, (str, Path)): return None if unlabelled is None else str(unlabelled)
-    return '<in memory>'
-
-def _schedule_setting(schedule, strategy:str='gradual', unfreeze='spread', until:float=0.5) -> list:
-    "The phases of `schedule` (a file or a list) as plain dicts for run.json and the report, checked on their own; None without one"
-    if schedule is None: return None
-    if unfreeze not in (None, 'spread') or until != 0.5: raise ConfigError("--schedule replaces --unfreeze and --until: pass one or the other.")
-    if strategy == 'last': raise ConfigError("Strategy 'last' trains the head alone, which contradicts --schedule: drop one of them.")
-    return [{k: v for k, v in asdict(p).items() if v is not None} for p in read_phases(schedule)]
-
-def _check_unfreeze_options(recipe:dict, unfreeze, until:float):
-    "--unfreeze and --until shape gradual unfreezing: refuse them where the recipe does none, rather than ignore them"
-    if recipe['gradual'] or (unfreeze in (None, 'spread') and until == 0.5): return
-    raise ConfigError(f"--unfreeze and --until shape gradual unfreezing, which strategy {recipe['strategy']!r} does not do: "
-                      "add --strategy gradual (or freeze, gradual-stlr, ulmfit), or drop them.")
-
-def _data_setting(data):
-    "How run.json records the data: a resolved path, None for the bundled task, or '<in memory>' (pass it again to resume)"
-    if data is None: return None
-    if isinstance(data, (str, Path)): return str(Path(data).resolve())
-    return '<in memory>'
-
-def _resume_settings(resume, given:dict) -> tuple:
-    "`(settings, checkpoint root, checkpoint folder)` of the run checkpointed in `resume`; `given` may not contradict them"
-    resume = Path(resume)
-    root = resume if (resume/'run.json').exists() else resume.parent
-    folder = resume if (resume/'state.json').exists() else (latest_checkpoint(resume) or resume/'latest')
-    if not (root/'run.json').exists() or not (folder/'state.json').exists():
-        raise CheckpointError(f"{resume} holds no ftbook-finetune checkpoint (run.json and latest/state.json): pass the checkpoint folder of a run.")
-    saved = json.loads((root/'run.json').read_text())
-    defaults = {k: p.default for k, p in inspect.signature(finetune).parameters.items()}
-    for k in _RUN_SETTINGS:
-        value = given[k]
-        if k == 'data':
-            if saved['data'] == '<in memory>':
-                if value is None: raise CheckpointError("The run being resumed trained on in-memory data: pass the same data again.")
-                saved['data'] = value
-                continue
-            value = _data_setting(value)
-        if k == 'schedule' and value is not None: value = _schedule_setting(value)
-        if k == 'label_col': value = _label_setting(value)
-        if value != defaults[k] and value != saved.get(k):
-            raise ConfigError(f"{k} is {value!r} but the run being resumed used {saved.get(k)!r}: leave {k} out to resume, or start a new run.")
-    return saved, root, folder
-
-def _first_trainable(recorder:ScheduleRecorder, names:list) -> dict:
-    "Per group, the first optimizer step at which it was trainable (None: never), as `ScheduleRecorder` saw the run"
-    on = np.array(recorder.trainable, dtype=bool).reshape(-1, len(names))
-    return {n: (int(on[:, i].argmax()) if on[:, i].any() else None) for i, n in enumerate(names)}
-
-def _unfreeze_every(unfreeze):
-    "`GradualUnfreezing.every` from the command line's --unfreeze value"
-    if unfreeze in (None, 'spread'): return None
-    if unfreeze == 'epoch': return 'epoch'
-    try: return int(unfreeze)
-    except (TypeError, ValueError): raise ConfigError(f"unfreeze is {unfreeze!r}: use 'spread', 'epoch' or a number of steps.") from None
-
-def peak_memory_mb(device=None) -> float:
-    "Peak memory of this process so far: CUDA memory allocated by torch on a GPU, else the resident set size (RSS)."
-    if device is not None and torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-def _chat_data(data, model_dir, text_col, label_col, group_col, valid_pct, seed, limit, bs, max_len):
-    "`ChatDataLoaders` (packed) of the conversations in `data`: a messages column, or prompt and completion columns"
-    table = read_table(data)
-    if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
-    if group_col is not None: _check_columns(table, {'group': group_col})
-    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
-    return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
-                                              valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
-
-def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **kwargs):
-    "The task family's `DataLoaders`: conversations (sft), pairs (seq2seq), per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
-    if task in GENERATIVE_TASKS and label_delim is not None: raise ConfigError(f"--label-delim separates the labels of one text; --task {task} has none: drop it.")
-    if task == 'sft': return _chat_data(data, model_dir, text_col, label_col, group_col, **kwargs)
-    if task == 'seq2seq': return Seq2SeqDataLoaders.from_source(data, load_tokenizer(model_dir), model_dir, text_col or 'source', label_col or 'target',
-                                                                group_col, **kwargs)
-    table = read_tagged(data)  # read once; CoNLL files are tagged by nature
-    labels = [label_col] if isinstance(label_col, str) else [] if label_col else TAG_COLUMNS
-    if task == 'tag' or (task is None and any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))):
-        if label_delim is not None: raise ConfigError("--label-delim separates the labels of one text (multilabel); tags come one per word: drop it.")
-        if label_col is not None and not isinstance(label_col, str): raise ConfigError("--task tag reads one column of tags or spans: pass one --label-col.")
-        return TokenClassificationDataLoaders.from_source(table, model_dir, text_col, label_col, group_col, **kwargs)
-    return TextClassificationDataLoaders.from_source(table, load_tokenizer(model_dir), text_col or 'text', _label_setting(label_col or 'label'),
-                                                     group_col, task=task, label_delim=label_delim, **kwargs)
-
-def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: the bundled Rotten Tomatoes task)
-             text_col:str=None, # column of texts (default: 'text')
-             label_col=None, # column of labels, or a list of columns (0/1 labels, numeric targets) (default: 'label'; 'category' for the bundled task)
-             group_col:str=None, # keep each group on one side of the split (default: 'movie_name' for the bundled task)
-             model=None, # model folder or Hub id, optionally id@revision (default: the bundled all-MiniLM-L6-v2)
-             strategy:str=DEFAULT_STRATEGY, # a recipe of `STRATEGIES`: full, scratch, last, discr (the default), freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr
-             decay:float=None, # per-group rate multiplier of discriminative strategies (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
-             unfreeze='spread', # gradual strategies: 'spread' (thaws spread over `until`), 'epoch' (one group per epoch) or steps
-             until:float=0.5, # with unfreeze='spread': fraction of training by which every group trains
-             epochs:int=2, # passes over the training data
-             lr:float=None, # peak learning rate of the top group (default 2e-4; 1e-3 for the LoRA recipes)
-             bs:int=32, # batch size
-             max_len:int=128, # longest sequence in tokens
-             limit:int=None, # use at most this many rows (seeded sample)
-             seed:int=42, # seed of sampling, split, initialisation and shuffling
-             valid_pct:float=0.2, # share of rows (or groups) held out for validation
-             out=DEFAULT_OUT, # folder to write the fine-tuned model to (None: do not save)
-             report=None, # path of a JSON report to write (None: do not write one)
-             progress:bool=True, # show fastai's progress bar and metrics table
-             merge:bool=True, # LoRA recipes: save merged weights (False: the adapters alone)
-             checkpoints=None, # folder for checkpoints (default: `<out>-checkpoints`, none if out is None; False: none)
-             save_every:int=None, # also checkpoint every this many optimizer steps (default: every epoch only)
-             monitor:str='valid_loss', # what the `best/` checkpoint is best at: valid_loss, accuracy or f1_score
-             resume=None, # continue the run whose checkpoints are in this folder (its settings are reused)
-             schedule=None, # explicit unfreezing phases: a YAML/JSON file or a list (see `read_phases`); replaces unfreeze/until
-             task:str=None, # classify, multilabel, regression, or tag (a tag per word) (default: inferred from the label columns, see `infer_task`)
-             label_delim:str=None, # multilabel: separator of several labels in one column, e.g. '|'
-             adapt_epochs:int=0, # first fine-tune the encoder's masked LM on the training texts (and `unlabelled`) for this many epochs (see `domain_adapt`)
-             unlabelled=None, # more texts of the domain for that stage: a .txt file (one text per line), a table file with the text column, or a list
-            ):
-    "Fine-tune a classifier (one label, several labels, or numbers per text; or a tag per word) end to end; returns `(learner, report dict)`."
-    if resume is not None:
-        run_settings, checkpoints, resume = _resume_settings(resume, locals())
-        data, text_col, label_col, group_col, model, strategy, decay, unfreeze, until, epochs, lr, bs, max_len, limit, seed, valid_pct, schedule, \
-            task, label_delim, adapt_epochs, unlabelled = (run_settings.get(k) for k in _RUN_SETTINGS)
-        adapt_epochs = adapt_epochs or 0
-    data_setting = _data_setting(data)
-    recipe = strategy_settings(strategy, decay)
-    phases = _schedule_setting(schedule, strategy, unfreeze, until)  # checked on its own now, against the model below
-    if phases is None: _check_unfreeze_options(recipe, unfreeze, until)
-    lr = recipe['default_lr'] if lr is None else lr
-    _check_options(epochs, lr, bs, max_len, limit, valid_pct)
-    _check_checkpointing(monitor, save_every)
-    _check_adaptation(adapt_epochs, unlabelled if resume is None else None, recipe)  # resuming: the checkpoint holds the weights, the texts are not read
-    every = _unfreeze_every(unfreeze)
-    out, report = (Path(out) if out is not None else None), (Path(report) if report is not None else None)
-    if out is not None: _check_writable(out, 'output folder')
-    if report is not None: _check_writable(report, 'report file')
-    if checkpoints is None and out is not None and resume is None: checkpoints = out.with_name(out.name + '-checkpoints')
-    checkpoints = Path(checkpoints) if checkpoints not in (None, False) else None
-    if checkpoints is not None: _check_writable(checkpoints, 'checkpoint folder')
-    if task is not None and task not in ALL_TASKS: raise ConfigError(f"task is {task!r}: choose one of {', '.join(ALL_TASKS)}.")
-    if task in GENERATIVE_TASKS: _check_generative(task, data, recipe, adapt_epochs)
-    model = model or str(smollm2_path() if task == 'sft' else resource_path('minilm'))  # a folder or a Hub id, recorded as given
-    model_dir = _check_model_dir(model)
-    if data is None:
-        if task == 'tag': raise ConfigError("--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file).")
-        data, text_col, label_col = rotten_tomatoes(), text_col or 'text', label_col or 'category'
-        group_col = group_col or 'movie_name'
-    start = time.time()
-    set_seed(seed, reproducible=True)
-    dls = _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, valid_pct=valid_pct, seed=seed, limit=limit, bs=bs, max_len=max_len)
-    text_col, label_col = dls.text_col, _label_setting(dls.label_col)
-    _check_checkpointing(monitor, save_every, dls.task)  # now that the task is known
-    adapted, adaptation = None, None
-    if adapt_epochs and resume is None:  # a resumed run's checkpoint already holds the weights that grew from the adapted encoder
-        adapted = Path(tempfile.mkdtemp(prefix='ftbook-adapted-'))  # removed below, whatever happens
-        corpus = adaptation_texts(dls.train_df['text'], dls.valid_df['text'], _read_unlabelled(unlabelled, text_col), text_col,
-                                  group_col if group_col else None, dls.valid_df['group'].unique() if group_col else ())
-        _, adaptation = domain_adapt(corpus, model_dir, adapted/'encoder', epochs=adapt_epochs, bs=bs, max_len=max_len, seed=seed,
-                                     device=dls.device)
-        set_seed(seed, reproducible=True)  # the classifier starts as it would without the stage
-    try:
-        return _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col,
-                                 group_col, strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim,
-                                 adapt_epochs, unlabelled, monitor, save_every, resume, progress, every, start, out, report, merge)
-    finally:
-        if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
-
-def _check_generative(task:str, data, recipe:dict, adapt_epochs:int):
-    "Refuse what a generative task cannot do, before anything is loaded"
-    if data is None:
-        raise ConfigError("--task sft needs conversations: pass --data FILE (JSONL with a messages column, or prompt and completion columns)." if task == 'sft'
-                          else "--task seq2seq needs pairs of texts: pass --data FILE with source and target columns (or --source-col/--target-col).")
-    if not recipe['pretrained']: raise ConfigError(f"--task {task} starts from pretrained weights: choose a strategy other than scratch.")
-    if adapt_epochs: raise ConfigError(f"--adapt-epochs adapts an encoder for classification; --task {task} has no such stage: drop it.")
-
-def _make_learner(dls, model, recipe:dict, adapted=None):
-    "The task family's learner (from the adapted encoder, if there is one)"
-    if dls.task == 'sft': return sft_learner(dls, model)
-    if dls.task == 'seq2seq': return seq2seq_learner(dls, model)
-    make_learner = tagger_learner if dls.task == 'tag' else classifier_learner
-    return make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=recipe['pretrained'])
-
-def _train_classifier(dls, model, adapted, adaptation, recipe, phases, epochs, checkpoints, data_setting, text_col, label_col, group_col,
-                      strategy, decay, unfreeze, until, lr, bs, max_len, limit, seed, valid_pct, task, label_delim, adapt_epochs, unlabelled,
-                      monitor, save_every, resume, progress, every, start, out, report, merge):
-    "The training part of `finetune`, from the checked settings and data (from the adapted encoder, if there is one)"
-    learn = _make_learner(dls, model, recipe, adapted)
-    if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
-    # before anything is written: a model LoRA cannot adapt, or a schedule that cannot work on it, stops here
-    if recipe['lora']: learn.add_lora()  # (the phases may name the adapters)
-    if phases is not None: GradualUnfreezing(phases=phases).check(learn, epochs)
-    report_cb, schedule_cb = TrainingReport(), ScheduleRecorder()
-    cbs = [report_cb, schedule_cb, NonFiniteGuard()]
-    if checkpoints is not None:
-        settings = dict(data=data_setting, text_col=text_col, label_col=label_col, group_col=group_col, model=str(model),
-                        strategy=strategy, decay=decay, unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs,
-                        max_len=max_len, limit=limit, seed=seed, valid_pct=valid_pct, schedule=phases, task=task, label_delim=label_delim,
-                        adapt_epochs=adapt_epochs, unlabelled=_unlabelled_setting(unlabelled))
-        if rank_distrib() == 0: atomic_write_text(checkpoints/'run.json', json.dumps(settings, indent=1))
-        cbs.append(checkpointer := Checkpointer(checkpoints, monitor=monitor, every=save_every, resume=resume or False))
-    if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
-    show = progress and rank_distrib() == 0  # under `accelerate launch`, rank 0 speaks for all
-    can_freeze = recipe['gradual'] or recipe['head_only'] or phases is not None  # DDP must then skip parameters that get no gradient
-    if show: cbs.append(ThrottledProgressCallback())  # fastai's bar, reading the loss twice a second rather than at every step
-    with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if show else learn.no_logging()):
-        learn.fit_with_strategy(strategy, epochs, lr, recipe['decay'], cbs=cbs, every=every, until=until, phases=phases)
-        trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
-        distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None
-    # set after fit: fastai deletes `learn.<callback name>` when it removes the callback
-    learn.training_report, learn.schedule_record = report_cb, schedule_cb
-    with learn.no_bar(), learn.no_logging(): final = _final_scores(learn, bool(distributed))
-    result = dict(learn.training_report.as_dict(), task=dls.task, final=final, n_train=len(dls.train_df), n_valid=len(dls.valid_df), labels=list(dls.vocab),
-                  peak_memory_mb=peak_memory_mb(dls.device), strategy=recipe, first_trainable_step=_first_trainable(schedule_cb, report_cb.groups),
-                  settings=dict(model=str(model), strategy=strategy, decay=recipe['decay'], unfreeze=unfreeze, until=until, epochs=epochs, lr=lr, bs=bs, max_len=max_len, limit=limit, seed=seed,
-                                valid_pct=valid_pct, text_col=text_col, label_col=label_col, group_col=group_col, task=dls.task, label_delim=label_delim,
-                                adapt_epochs=adapt_epochs, unlabelled=_unlabelled_setting(unlabelled), precision=learn.precision, device=str(dls.device)),
-                  seconds=round(time.time() - start, 1))
-    if adaptation is not None: result['adaptation'] = adaptation
-    if distributed: result['distributed'] = distributed
-    if checkpoints is not None:
-        result['checkpoints'] = dict(folder=str(checkpoints), monitor=monitor, best=float(checkpointer.best),
-                                     resumed_from=getattr(checkpointer, 'resumed_from', None))
-    if rank_distrib() == 0:  # one process writes; the others hold the same weights
-        if out is not None: learn.export_pretrained(out, merge=merge)
-        if report is not None: atomic_write_text(report, json.dumps(result, indent=2))
-    return learn, result
-
 # %% ../nbs/09_cli.ipynb #3f5efaab
 @contextmanager
 def _cli_errors(prog:str):
@@ -427,13 +321,6 @@ def _cli_errors(prog:str):
             print(f"{prog}: {e}" if isinstance(e, TrainingInterrupted) else f"{prog}: interrupted before training; nothing was saved.", file=sys.stderr)
             sys.exit(130)
 
-def _split_columns(label_col):
-    "--label-col a,b,c as a list of column names; one name stays a string"
-    if label_col is None or ',' not in label_col: return label_col
-    cols = [c.strip() for c in label_col.split(',')]
-    if not all(cols): raise ConfigError(f"--label-col {label_col!r} has an empty column name: separate names with single commas.")
-    return cols
-
 def _scores_line(task:str, f:dict) -> str:
     "The task's headline scores, as the commands print them"
     if task == 'multilabel': return f"micro F1 {f['f1_micro']:.4f}, macro F1 {f['f1_macro']:.4f} at threshold {f['threshold']:.2f}"
@@ -448,42 +335,8 @@ def _scores_line(task:str, f:dict) -> str:
         return generated + f"next-token accuracy {f[accuracy]:.4f}, perplexity {f['perplexity']:.2f}"
     return f"accuracy {f['accuracy']:.4f}, macro F1 {f['f1_score']:.4f}"
 
-@call_parse
-def ftbook_finetune(
-    data:str=None, # CSV/TSV/JSONL file of labelled texts (default: the bundled Rotten Tomatoes task)
-    text_col:str=None, # column of texts; tag: of words, or of texts with spans (default: text; tokens)
-    label_col:str=None, # column of labels, or several joined by commas (0/1 labels, or numeric targets); tag: tags or spans (default: label; tags)
-    task:str=None, # classify, multilabel, regression, tag (a tag per word: NER, POS), seq2seq (source -> target text) or sft (chat answers) (default: inferred from the label columns)
-    label_delim:str=None, # multilabel: the separator of several labels in one column, e.g. '|'
-    source_col:str=None, # seq2seq: column of source texts (default: source)
-    target_col:str=None, # seq2seq: column of target texts (default: target)
-    group_col:str=None, # column whose groups never straddle the split (default: movie_name for the bundled task)
-    model:str=None, # model folder or Hub id, e.g. sentence-transformers/all-MiniLM-L6-v2[@revision] (default: the bundled all-MiniLM-L6-v2; sft: SmolLM2-135M-Instruct)
-    strategy:str=DEFAULT_STRATEGY, # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr (see the description above)
-    decay:float=None, # per-group learning-rate multiplier of discriminative strategies (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
-    unfreeze:str='spread', # gradual strategies: spread (thaws over --until of training), epoch (one group per epoch), or N steps
-    until:float=0.5, # with --unfreeze spread: fraction of training by which all groups train
-    epochs:int=2, # passes over the training data
-    lr:float=None, # peak learning rate of the top group (default 2e-4; 1e-3 for lora and lora-discr)
-    bs:int=32, # batch size
-    max_len:int=128, # longest sequence in tokens
-    limit:int=None, # use at most this many rows (seeded sample)
-    seed:int=42, # random seed
-    valid_pct:float=0.2, # share held out for validation
-    out:str=DEFAULT_OUT, # folder for the fine-tuned model
-    no_save:bool=False, # do not save the model (e.g. for benchmarks and ablations)
-    report:str=None, # write a JSON report of the run here
-    adapters_only:bool=False, # LoRA recipes: save the adapters alone (a few MB; peft reloads them on the base model)
-    checkpoints:str=None, # checkpoint folder (default: OUT-checkpoints; none with --no-save unless given)
-    no_checkpoints:bool=False, # do not write checkpoints
-    save_every:int=None, # also checkpoint every N optimizer steps (default: after every epoch only)
-    monitor:str='valid_loss', # what the best/ checkpoint is best at: valid_loss, accuracy or f1_score
-    resume:str=None, # continue an interrupted run from its checkpoint folder (its settings are reused)
-    schedule:str=None, # YAML/JSON file of unfreezing phases (which groups thaw when, at what rate); replaces --unfreeze/--until
-    adapt_epochs:int=0, # first fine-tune the encoder's masked LM for N epochs on the training texts and --unlabelled ones (ULMFiT's stage 2)
-    unlabelled:str=None, # more texts of the domain for --adapt-epochs: .txt (one per line) or .csv/.tsv/.jsonl with the text column
-):
-    """Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
+# %% ../nbs/09_cli.ipynb #7cbd3cd0
+_FINETUNE_HELP = """Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
     The default recipe, discr, trains every layer from the start with discriminative rates (each group below the head at
     0.9 times the rate of the group above, top rate 2e-4); on ftbook's recipe grid (5 datasets, 500 and 2,000 rows, 1 and
     2 epochs, 3 seeds: nbs/12_grid.ipynb) it beat full fine-tuning by 2.7 points on average and lost no cell, most where
@@ -497,29 +350,85 @@ def ftbook_finetune(
     --task seq2seq trains a source -> target text model (translation, rewriting) on --source-col/--target-col pairs: any seq2seq
     model (T5, BART, Marian), or, by default, an encoder-decoder warm-started from the bundled MiniLM; scored by generation (BLEU, chrF).
     --task sft instruction-tunes a chat model (default: the bundled SmolLM2-135M-Instruct) on JSONL conversations (a messages
-    column of {role, content} turns, or prompt and completion columns): the loss on the answers only, examples packed."""
+    column of {role, content} turns, or prompt and completion columns): the loss on the answers only, examples packed.
+Settings come from flags, from --config FILE (YAML or JSON, flags override it), or both; --print-config prints them as a file."""
+
+def finetune_parser() -> argparse.ArgumentParser:
+    "ftbook-finetune's flags: the command's own, then one per field of `RunSettings` (see `add_settings_flags`)"
+    p = argparse.ArgumentParser(prog='ftbook-finetune', description=_FINETUNE_HELP)
+    own = p.add_argument_group('the command')
+    own.add_argument('--config', metavar='FILE', help='YAML or JSON file of settings (keys as the flags below); flags given too override it')
+    own.add_argument('--print-config', action='store_true', help='print the resolved settings as YAML and exit: a --config file that reproduces this run')
+    own.add_argument('--resume', metavar='DIR', help='continue an interrupted run from its checkpoint folder (its settings are reused)')
+    own.add_argument('--no-save', action='store_true', help='do not save the model (e.g. for benchmarks and ablations)')
+    own.add_argument('--adapters-only', action='store_true', help='LoRA recipes: save the adapters alone (a few MB; peft reloads them on the base model)')
+    own.add_argument('--no-checkpoints', action='store_true', help='do not write checkpoints')
+    own.add_argument('--source-col', help='seq2seq: column of source texts (default: source)')
+    own.add_argument('--target-col', help='seq2seq: column of target texts (default: target)')
+    return add_settings_flags(p)
+
+# %% ../nbs/09_cli.ipynb #39de5660
+def _command_settings(args:dict) -> dict:
+    "The settings the command was given, by name: the --config file's, then the flags' (which win), with the command's own flags translated"
+    config = args.pop('config')
+    given = read_settings(config) if config else {}
+    no_save, adapters_only, no_checkpoints = args.pop('no_save'), args.pop('adapters_only'), args.pop('no_checkpoints')
+    source_col, target_col = args.pop('source_col'), args.pop('target_col')
+    args.pop('print_config'); args.pop('resume')
+    given.update(args)
+    if no_checkpoints and (given.get('checkpoints') or args.get('resume')): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
+    if (source_col or target_col) and given.get('task') != 'seq2seq':
+        raise ConfigError("--source-col and --target-col name the texts of --task seq2seq: add --task seq2seq, or use --text-col/--label-col.")
+    if (source_col or target_col) and ('text_col' in args or 'label_col' in args): raise ConfigError("Pass --source-col/--target-col or --text-col/--label-col, not both.")
+    if source_col: given['text_col'] = source_col
+    if target_col: given['label_col'] = target_col
+    if no_save: given['out'] = None
+    if adapters_only: given['merge'] = False
+    if no_checkpoints: given['checkpoints'] = False
+    return given
+
+# %% ../nbs/09_cli.ipynb #7eff420e
+def ftbook_finetune(argv:list=None): # the command's arguments (default: the command line's)
+    "Fine-tune a transformers model with fastai and save it (`ftbook-finetune --help` lists every setting); Ctrl-C or SIGTERM saves a checkpoint and exits 130."
     with _cli_errors('ftbook-finetune'):
-        if no_checkpoints and (checkpoints or resume): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
-        if (source_col or target_col) and task != 'seq2seq': raise ConfigError("--source-col and --target-col name the texts of --task seq2seq: add --task seq2seq, or use --text-col/--label-col.")
-        if (source_col or target_col) and (text_col or label_col): raise ConfigError("Pass --source-col/--target-col or --text-col/--label-col, not both.")
-        text_col, label_col = source_col or text_col, target_col or label_col
-        learn, rep = finetune(data, text_col, _split_columns(label_col), group_col, model, strategy, decay, unfreeze, until, epochs, lr,
-                              bs, max_len, limit, seed, valid_pct, None if no_save else out, report, merge=not adapters_only,
-                              checkpoints=False if no_checkpoints else checkpoints, save_every=save_every, monitor=monitor, resume=resume,
-                              schedule=schedule, task=task, label_delim=label_delim, adapt_epochs=adapt_epochs, unlabelled=unlabelled)
+        args = vars(finetune_parser().parse_args(argv))
+        resume, print_config = args.get('resume'), args.get('print_config')
+        if args.get('no_checkpoints') and resume: raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
+        given = _command_settings(args)
+        if print_config: return print(RunSettings.from_dict(given).check().to_yaml(), end='')
+        learn, rep = finetune(resume=resume, **given)
         if rank_distrib() != 0: return  # under `accelerate launch`, rank 0 reports
-        f = rep['final']
-        if 'distributed' in rep: print(f"Trained in {rep['distributed']['world_size']} processes.")
-        if 'adaptation' in rep:
-            a = rep['adaptation']
-            print(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "
-                  f"{a['perplexity_after']:,.1f} ({a['seconds']:.0f} s).")
-        unit = dict(tag='sentences', seq2seq='pairs', sft='conversations').get(rep['task'], 'texts')
-        print(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {unit} ({rep['seconds']:.0f} s, {rep['settings']['device']}, "
-              f"{rep['settings']['precision']}).")
-        saved = [f"model saved to {out}"] if not no_save else []
-        if report: saved.append(f"report written to {report}")
-        if saved: print('; '.join(saved).capitalize() + '.')
+        print(_summary(rep))
+
+def _summary(rep:dict) -> str:
+    "What the command prints when a run has finished: processes, adaptation, scores, early stopping, where things were saved"
+    f, s, lines = rep['final'], rep['settings'], []
+    if 'distributed' in rep: lines.append(f"Trained in {rep['distributed']['world_size']} processes.")
+    if 'adaptation' in rep:
+        a = rep['adaptation']
+        lines.append(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "
+                     f"{a['perplexity_after']:,.1f} ({a['seconds']:.0f} s).")
+    if 'early_stopping' in rep and rep['early_stopping']['stopped_after_epoch'] is not None:
+        e = rep['early_stopping']
+        lines.append(f"Stopped early after epoch {e['stopped_after_epoch'] + 1}: no better {e['monitor']} for {e['patience']} epoch(s); "
+                     f"the weights of epoch {e['best_epoch'] + 1} ({e['monitor']} {e['best']:.4f}) are kept.")
+    unit = dict(tag='sentences', seq2seq='pairs', sft='conversations').get(rep['task'], 'texts')
+    lines.append(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {unit} ({rep['seconds']:.0f} s, {s['device']}, {s['precision']}).")
+    saved = ([f"model saved to {s['out']}"] if s['out'] is not None else []) + ([f"report written to {s['report']}"] if s['report'] else [])
+    if saved: lines.append(_sentence('; '.join(saved)))
+    return '\n'.join(lines)
+
+def _sentence(text:str) -> str:
+    "`text` as a sentence: its first letter upper-cased, nothing else touched (paths keep their case), a full stop at the end"
+    return text[:1].upper() + text[1:] + '.'
+
+# %% ../nbs/09_cli.ipynb #97575975
+def _split_columns(label_col):
+    "--label-col a,b,c as a list of column names; one name stays a string"
+    if label_col is None or ',' not in label_col: return label_col
+    cols = [c.strip() for c in label_col.split(',')]
+    if not all(cols): raise ConfigError(f"--label-col {label_col!r} has an empty column name: separate names with single commas.")
+    return cols
 
 def _read_texts(data, text_col:str, label_col=None, task:str='classify') -> tuple:
     "`(texts, labels)` of a file to predict (labels None without `label_col`); every row needs a text, and a label when scoring (multilabel: may be empty)"

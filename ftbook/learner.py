@@ -5,7 +5,9 @@
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
 import sys, time, warnings
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +22,12 @@ import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find 
 from fastai.torch_core import default_device, to_detach
 
 from safetensors import SafetensorError, safe_open
-from .core import ModelError, resolve_model
+from .core import ConfigError, ModelError, resolve_model
 
 # %% auto #0
-__all__ = ['ModelWarning', 'torch_adamw', 'TorchOptimWrapper', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
-           'ThrottledProgressCallback']
+__all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'ModelWarning', 'torch_adamw', 'TorchOptimWrapper',
+           'enable_gradient_checkpointing', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
+           'ThrottledProgressCallback', 'TaskFamily', 'register_task', 'task_family', 'all_tasks']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
@@ -83,14 +86,23 @@ def _autocast_dtype(device):
     "bfloat16 where the GPU supports it, else float16 (only used on CUDA)"
     return torch.bfloat16 if device.type == 'cuda' and torch.cuda.is_bf16_supported() else torch.float16
 
-def _precision_for(device) -> str:
-    "'bf16', 'fp16' or 'fp32': the mixed precision mode ftbook uses on `device`"
-    if torch.device(device).type != 'cuda': return 'fp32'
-    return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')  # auto: bf16 on a GPU that supports it, fp16 on an older GPU, fp32 on the CPU
 
-def _use_mixed_precision(learn:Learner, mixed_precision:bool=True) -> Learner:
-    "Record in `learn.precision` and switch on fastai's bf16 or fp16 autocast where the data's device is CUDA"
-    learn.precision = _precision_for(learn.dls.device or default_device()) if mixed_precision else 'fp32'
+def _precision_for(device, precision:str='auto') -> str:
+    "'bf16', 'fp16' or 'fp32': the mode a run asking for `precision` (a name of `PRECISIONS`) uses on `device`; one it cannot run is refused"
+    if precision not in PRECISIONS: raise ConfigError(f"precision is {precision!r}: choose one of {', '.join(PRECISIONS)}.")
+    cuda = torch.device(device).type == 'cuda'
+    if precision == 'auto': return ('bf16' if torch.cuda.is_bf16_supported() else 'fp16') if cuda else 'fp32'
+    if precision != 'fp32' and not cuda:
+        raise ConfigError(f"precision {precision} is mixed precision on a CUDA GPU, and this run is on {torch.device(device)}: use auto or fp32.")
+    if precision == 'bf16' and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision bf16 needs a GPU with bfloat16 support (Ampere or later), which this one lacks: use fp16 or auto.")
+    return precision
+
+def _use_mixed_precision(learn:Learner, mixed_precision=True) -> Learner:
+    "Record in `learn.precision` and switch on fastai's bf16 or fp16 autocast: `mixed_precision` is True ('auto'), False ('fp32') or a name of `PRECISIONS`"
+    precision = 'auto' if mixed_precision is True else 'fp32' if mixed_precision is False else mixed_precision
+    learn.precision = _precision_for(learn.dls.device or default_device(), precision)
     if learn.precision == 'bf16': learn.to_bf16()
     elif learn.precision == 'fp16': learn.to_fp16()
     return learn
@@ -105,7 +117,7 @@ def torch_adamw(params, # parameter groups, as the splitter makes them
     return TorchOptimWrapper(params, opt=torch.optim.AdamW, lr=lr, fused=bool(fused), foreach=False, **kwargs)
 
 class TorchOptimWrapper(OptimWrapper):
-    "fastai's `OptimWrapper`, reading the hyper-parameters in one pass (fastai reads them about five times per training step)"
+    "fastai's `OptimWrapper`, reading the hyper-parameters in one pass (fastai reads them about five times per training step); weight decay spares biases and norms"
     @property
     def hypers(self) -> list:
         "One dict per parameter group in fastai's names (`lr`, `mom`, `sqr_mom`, `wd`, ...), as `OptimWrapper.hypers` returns"
@@ -120,9 +132,32 @@ class TorchOptimWrapper(OptimWrapper):
             out.append(h)
         return out
 
+    def step(self, closure=None):
+        "The optimizer's step, its decoupled weight decay (`p *= 1 - lr * wd`, as AdamW applies it) given to matrices only: no decay on 1-D parameters (biases, norm weights)"
+        decayed, skip = [], getattr(self.opt, 'found_inf', None)  # a flag on the device: the fused step skips its update (`NonFiniteGuard`)
+        for group in self.opt.param_groups:
+            wd = group.get('weight_decay', 0)
+            if not wd: continue
+            matrices = [p for p in group['params'] if p.grad is not None and p.ndim > 1]
+            if matrices:
+                factor = 1 - group['lr'] * wd if skip is None else 1 - (1 - skip) * (group['lr'] * wd)  # a skipped step decays nothing either
+                with torch.no_grad(): torch._foreach_mul_(matrices, factor)
+            decayed.append((group, wd))
+            group['weight_decay'] = 0.0  # the optimizer's own step decays nothing
+        try: return self.opt.step(closure)
+        finally:
+            for group, wd in decayed: group['weight_decay'] = wd
+
+def enable_gradient_checkpointing(learn:Learner) -> Learner:
+    "Recompute each block's activations in the backward pass instead of keeping them (transformers' non-reentrant gradient checkpointing): less memory, about a third more compute"
+    hf_model = getattr(learn.model, 'hf_model', learn.model)
+    if not getattr(hf_model, 'supports_gradient_checkpointing', False):
+        raise ConfigError(f"{type(hf_model).__name__} does not support gradient checkpointing: drop --grad-checkpointing.")
+    hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+    return learn
+
 def _default_opt_func(dls):
     return partial(torch_adamw, fused=torch.device(dls.device or default_device()).type == 'cuda')
-
 
 # %% ../nbs/03_learner.ipynb #ba9db98c
 class DeviceSmoothLoss(AvgSmoothLoss):
@@ -204,3 +239,45 @@ class ThrottledProgressCallback(ProgressCallback):
         now = time.monotonic()
         if hasattr(self, 'smooth_loss') and now - self._shown >= self.every:
             self.pbar.comment, self._shown = f'{self.smooth_loss.item():.4f}', now
+
+# %% ../nbs/03_learner.ipynb #c8e6865e
+@dataclass
+class TaskFamily:
+    "What the command line and prediction need of one task family; its notebook registers one with `register_task`"
+    name:str # the family, as an export's ftbook.json names it (whole-text classification: 'classify')
+    tasks:tuple # the --task values it trains, e.g. ('classify', 'multilabel', 'regression')
+    metrics:dict # per task, what a checkpoint or early stopping can be best at (names of metrics, higher is better)
+    dataloaders:Callable # (data, model_dir, text_col, label_col, group_col, task, label_delim, valid_pct, seed, limit, bs, max_len) -> DataLoaders
+    learner:Callable # (dls, model, pretrained:bool, mixed_precision) -> Learner
+    scores_line:Callable # (task, scores:dict) -> the headline scores as the commands print them, e.g. 'accuracy 0.8312, macro F1 0.8301'
+    predict:Callable # (model_dir, texts:list, data, options:dict) -> the lines ftbook-predict prints (predictions, or scores on a labelled file)
+    unit:str='texts' # what one example is called in the commands' output
+    final_scores:Callable=None # (learn, distributed:bool) -> scores added after training (a threshold chosen on validation; generated texts' scores)
+    claims:Callable=None # (data, text_col, label_col) -> is this the family's data when no --task is given (e.g. a column of tag lists)
+    recognises:Callable=None # (config) -> is a transformers model without ftbook.json one of the family's (e.g. a token classifier)
+    default_model:Callable=None # () -> the model trained when none is given (None: the bundled MiniLM)
+    needs_data:str=None # the sentence refusing a run without --data (None: the bundled reviews will do)
+    generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
+
+# %% ../nbs/03_learner.ipynb #394c5dd1
+TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)
+
+def register_task(family:TaskFamily) -> TaskFamily:
+    "Add `family` to `TASK_FAMILIES` (again: replace it); a task two families claim is refused"
+    for other in TASK_FAMILIES.values():
+        clash = set(other.tasks) & set(family.tasks)
+        if other.name != family.name and clash: raise ValueError(f"Task {sorted(clash)[0]!r} is trained by family {other.name!r} already.")
+    TASK_FAMILIES[family.name] = family
+    return family
+
+def task_family(task:str) -> TaskFamily:
+    "The family that trains `task` (or whose exports name it); `ConfigError` for a task no family trains"
+    for family in TASK_FAMILIES.values():
+        if task == family.name or task in family.tasks: return family
+    raise ConfigError(f"task is {task!r}: choose one of {', '.join(all_tasks())}.")
+
+def all_tasks() -> tuple:
+    "Every task a registered family trains, in registration order"
+    return tuple(t for family in TASK_FAMILIES.values() for t in family.tasks)
+
+SCORED_BY_GENERATION = 100  # validation examples whose generated texts the final scores of generative families score (slow on a CPU)

@@ -28,6 +28,18 @@ def has_lora(model:nn.Module) -> bool:
     "Does `model` hold LoRA adapters?"
     return any('lora_' in n for n, _ in model.named_parameters())
 
+def _check_targets(hf_model:nn.Module, target_modules):
+    "Refuse target names that match no layer (peft matches a name to a module's name or its last parts)"
+    if target_modules == 'all-linear': return
+    if isinstance(target_modules, str): target_modules = [target_modules]
+    if not target_modules or not all(isinstance(t, str) and t for t in target_modules):
+        raise ConfigError(f"LoRA targets are {target_modules!r}: give layer names such as query, value, or 'all-linear'.")
+    names = [n for n, m in hf_model.named_modules() if isinstance(m, nn.Linear)]
+    for t in target_modules:
+        if not any(n == t or n.endswith('.' + t) for n, _ in hf_model.named_modules()):
+            leaves = ', '.join(dict.fromkeys(n.rsplit('.', 1)[-1] for n in names))
+            raise ConfigError(f"LoRA target {t!r} names no layer of this model: choose among its linear layers ({leaves}) or use all-linear.")
+
 def lora_model(hf_model:nn.Module, # a transformers model
                r:int=8, # rank of each adapter
                alpha:int=16, # scaling: the adapter's output is multiplied by alpha / r
@@ -41,6 +53,7 @@ def lora_model(hf_model:nn.Module, # a transformers model
     if getattr(hf_model, 'new_parameters', None):  # e.g. a warm-started encoder-decoder's cross-attention (`ftbook.seq2seq`)
         raise ConfigError(f"LoRA would freeze the {len(hf_model.new_parameters)} weights this model starts with at random (such as a warm-started "
                           "decoder's cross-attention): train it with full, discr or gradual instead.")
+    _check_targets(hf_model, target_modules)
     task_type = _task_type(hf_model)
     # peft's 'all-linear' leaves a sequence classifier's head to modules_to_save, not a token classifier's: exclude it the same way
     exclude = [n for n in ('classifier', 'score') if hasattr(hf_model, n)] if task_type == 'TOKEN_CLS' and target_modules == 'all-linear' else None

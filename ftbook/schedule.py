@@ -428,6 +428,7 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
                       lr:float, # learning rate (of the top group)
                       decay:float=None, # per-group multiplier for discriminative strategies
                       cbs=None, # more callbacks for this fit
+                      warmup_frac:float=None, # fraction of training over which the rate rises to its peak (default: the schedule's own, 0.25 one-cycle, 0.1 slanted triangular)
                       **kwargs): # passed to `GradualUnfreezing` (`phases=` gives any strategy but 'last' an explicit schedule)
     "Fit with one of the named recipes of `STRATEGIES`."
     s = strategy_settings(strategy, decay)
@@ -441,7 +442,9 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
     cbs = L(cbs)
     if s['gradual'] or phases is not None: cbs += GradualUnfreezing(**kwargs)
     elif s['head_only']: cbs += GradualUnfreezing(**{**kwargs, 'start': 1, 'every': 'never'})
-    (self.fit_stlr if s['stlr'] else self.fit_one_cycle)(n_epoch, lrs, cbs=cbs)
+    if warmup_frac is not None and not 0 < warmup_frac < 1: raise ConfigError(f"warmup is {warmup_frac}: use a fraction of training between 0 and 1, e.g. 0.1.")
+    if s['stlr']: self.fit_stlr(n_epoch, lrs, cbs=cbs, **({} if warmup_frac is None else dict(cut_frac=warmup_frac)))
+    else: self.fit_one_cycle(n_epoch, lrs, cbs=cbs, **({} if warmup_frac is None else dict(pct_start=warmup_frac)))
 
 # %% ../nbs/04_schedule.ipynb #68457bee
 def simulate_schedule(strategy:str='gradual', n_groups:int=8, n_epoch:int=2, steps_per_epoch:int=100, lr:float=1e-4,

@@ -343,3 +343,77 @@ def test_grid_command_runs_judges_and_resumes(tmp_path):
     assert again.returncode == 0 and again.stdout.strip() == judgement and len(out.read_text().splitlines()) == 4
     summary = run_cli('ftbook-grid', *args, '--summary-only')
     assert summary.returncode == 0 and summary.stdout.strip() == judgement
+
+# ---- one settings object: --print-config, --config, the knobs (issue 25)
+def test_print_config_then_config_reproduces_the_settings(tmp_path):
+    "--print-config writes a file that --config reads back; the report's settings are the file's; flags override the file"
+    printed = run_cli('ftbook-finetune', '--print-config', '--epochs', 1, '--limit', 300, '--bs', 16, '--precision', 'fp32', '--grad-accum', 2,
+                      '--weight-decay', 0.05, '--warmup', 0.1, '--out', tmp_path/'MyRun', '--report', tmp_path/'r.json')
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert not (tmp_path/'MyRun').exists()  # printing trains and writes nothing
+    (tmp_path/'run.yaml').write_text(printed.stdout)
+    res = run_cli('ftbook-finetune', '--config', tmp_path/'run.yaml', '--grad-checkpointing')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"Model saved to {tmp_path/'MyRun'}" in res.stdout  # the path keeps its case
+    import yaml
+    wanted, report = yaml.safe_load(printed.stdout), json.loads((tmp_path/'r.json').read_text())
+    got = report['settings']
+    for k in ('epochs', 'limit', 'bs', 'grad_accum', 'weight_decay', 'warmup', 'lr', 'strategy', 'out', 'report', 'seed', 'max_len'):
+        assert got[k] == wanted[k], (k, got[k], wanted[k])
+    assert got['grad_checkpointing'] is True and got['precision'] == 'fp32'
+    saved = json.loads((tmp_path/'MyRun-checkpoints'/'run.json').read_text())
+    assert saved['grad_accum'] == 2 and saved['grad_checkpointing'] is True
+    # resuming the finished run reads the same settings back: a changed knob is refused, the same run re-exports
+    again = run_cli('ftbook-finetune', '--resume', tmp_path/'MyRun-checkpoints', '--grad-accum', 4)
+    assert_refused(again, 'ftbook-finetune', 'grad_accum is 4 but the run being resumed used 2')
+    again = run_cli('ftbook-finetune', '--resume', tmp_path/'MyRun-checkpoints', '--report', tmp_path/'again.json')
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path/'again.json').read_text())['final'] == report['final']
+
+def test_an_old_run_json_resumes(tmp_path):
+    "A checkpoint folder whose run.json was written before the settings object (21 keys, no knobs) still resumes"
+    first = run_cli('ftbook-finetune', '--limit', 200, '--epochs', 1, '--bs', 16, '--out', tmp_path/'m', '--report', tmp_path/'a.json')
+    assert first.returncode == 0, first.stderr[-3000:]
+    run_json = tmp_path/'m-checkpoints'/'run.json'
+    keys = ('data', 'text_col', 'label_col', 'group_col', 'model', 'strategy', 'decay', 'unfreeze', 'until', 'epochs', 'lr', 'bs', 'max_len',
+            'limit', 'seed', 'valid_pct', 'schedule', 'task', 'label_delim', 'adapt_epochs', 'unlabelled')
+    saved = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({k: saved[k] for k in keys}, indent=1))  # what the code before this change wrote
+    again = run_cli('ftbook-finetune', '--resume', tmp_path/'m-checkpoints', '--report', tmp_path/'b.json')
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path/'b.json').read_text())['final'] == json.loads((tmp_path/'a.json').read_text())['final']
+
+def test_early_stopping_exports_the_best_epoch(tmp_path):
+    "--patience: the report says which epoch was best; the exported model scores that epoch's validation loss"
+    res = run_cli('ftbook-finetune', '--limit', 400, '--epochs', 4, '--bs', 16, '--strategy', 'full', '--lr', 1e-3, '--patience', 1,
+                  '--out', tmp_path/'m', '--report', tmp_path/'r.json', '--no-checkpoints')
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((tmp_path/'r.json').read_text())
+    stop, losses = report['early_stopping'], [e['valid_loss'] for e in report['epochs']]
+    assert stop['best_epoch'] == losses.index(min(losses)) and abs(stop['best'] - min(losses)) < 1e-6
+    if stop['stopped_after_epoch'] is not None:
+        assert len(losses) == stop['stopped_after_epoch'] + 1 < 4 and 'Stopped early after epoch' in res.stdout
+    assert abs(report['final']['valid_loss'] - min(losses)) < 1e-6  # the final scores are the kept epoch's
+    from ftbook.classify import TextClassifier
+    assert TextClassifier.from_pretrained(tmp_path/'m').labels == ['fresh', 'rotten']
+
+KNOB_BAD = {
+    'precision on the CPU': (['--precision', 'bf16'], 'this run is on cpu: use auto or fp32'),
+    'unknown precision':    (['--precision', 'half'], 'choose one of auto, fp32, bf16, fp16'),
+    'grad accum 0':         (['--grad-accum', 0], 'grad_accum is 0'),
+    'warmup above 1':       (['--warmup', 1.5], 'warmup is 1.5'),
+    'negative decay':       (['--weight-decay', -1], 'weight_decay is -1'),
+    'patience too long':    (['--patience', 2, '--epochs', 2], 'early stopping could never act'),
+    'lora rank, no lora':   (['--lora-r', 4], "--lora-r shapes LoRA adapters, which strategy 'discr' does not add"),
+    'lora target unknown':  (['--strategy', 'lora', '--lora-targets', 'nope', '--limit', 100], "LoRA target 'nope' names no layer"),
+    'config missing':       (['--config', 'nope.yaml'], 'Config file nope.yaml does not exist'),
+    'config unknown key':   (lambda t: ['--config', _write(t/'c.yaml', 'learning_rate: 1e-4\n')], "Unknown setting 'learning_rate' in c.yaml"),
+    'config wrong type':    (lambda t: ['--config', _write(t/'c.yaml', 'epochs: three\n')], "epochs is 'three' in c.yaml: use a whole number"),
+}
+
+@pytest.mark.parametrize('case', KNOB_BAD, ids=list(KNOB_BAD))
+def test_bad_settings_exit_2_with_one_line(case, tmp_path):
+    args, msg = KNOB_BAD[case]
+    args = args(tmp_path) if callable(args) else args
+    res = run_cli('ftbook-finetune', *args, '--out', tmp_path/'out', timeout=300)
+    assert_refused(res, 'ftbook-finetune', msg, tmp_path/'out', tmp_path/'out-checkpoints')
