@@ -73,6 +73,7 @@ def _masked_batch(collator, items, tokenizer) -> tuple:
     encoded = collator(features)
     return encoded['input_ids'], encoded['attention_mask'], encoded['labels']
 
+# %% ../nbs/06a_adapt.ipynb #09328d4c
 class MaskedLMDataLoaders(DataLoaders):
     "fastai `DataLoaders` of masked-LM batches over a corpus of texts."
     @classmethod
@@ -160,6 +161,7 @@ class MaskedLMLoss:
     def activation(self, x): return self.plain.activation(x)
     def decodes(self, x): return self.plain.decodes(x)
 
+# %% ../nbs/06a_adapt.ipynb #ea0770e3
 def masked_accuracy(logits, labels):
     "Share of the chosen tokens (labels other than -100) predicted right"
     chosen = labels != -100

@@ -171,6 +171,7 @@ def run_plain_random(bench:Bench):
     set_seed(bench.seed, reproducible=bench.device.type == 'cpu')
     return _plain_loop(bench, bench.new_model(), lambda: dl, bench.total_steps())
 
+# %% ../nbs/11_bench.ipynb #f0ee4ba7
 def run_trainer(bench:Bench, group_by_length:bool=False):
     "transformers' Trainer with its defaults (optionally grouping by length), same batch size, epochs, rate and precision"
     from transformers import Trainer, TrainingArguments, DataCollatorWithPadding
@@ -330,6 +331,7 @@ def _time_lm(name, learn, warmup, steps, lr, device, fit=None):
         return timer.seconds
     return _plain_lm_loop(learn.model, learn.loss_func, learn.dls, device, warmup, steps, lr)
 
+# %% ../nbs/11_bench.ipynb #3e9520bb
 def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-135M, converted and cached)
                  block_size:int=1024, bs:int=16, steps:int=30, warmup:int=5, lr:float=1e-4,
                  random_init:bool=False, # random weights from the folder's config (same speed; for machines without the weights)
@@ -365,6 +367,7 @@ def run_lm_bench(model=None, # causal LM folder (default: the bundled SmolLM2-13
                               bs=bs, steps=steps, warmup=warmup, random_init=random_init, n_params=dense // 6,
                               peak_tflops=peak, torch=torch.__version__), rows=rows)
 
+# %% ../nbs/11_bench.ipynb #18e31aff
 class StepTimer(Callback):
     "Time `steps` optimizer steps after `warmup` steps, then stop the fit"
     order = 100

@@ -13,7 +13,7 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from fastai.learner import Recorder
 from fastai.torch_core import rank_distrib
-from fastcore.basics import store_attr
+from fastcore.basics import patch, store_attr
 from fastcore.foundation import L
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -136,6 +136,7 @@ def _run_state_attrs(cb) -> tuple:
     if getattr(cb, '_checkpoint_attrs', ()): return tuple(cb._checkpoint_attrs)
     return next((attrs for kinds, attrs in _FASTAI_RUN_STATE if isinstance(cb, kinds)), ())
 
+# %% ../nbs/08_checkpoint.ipynb #0eef2e76
 class Checkpointer(TrackerCallback):
     "Save atomic, pickle-free checkpoints (latest and best), resume from one, and turn Ctrl-C/SIGTERM into a checkpoint."
     order = GradualUnfreezing.order + 5  # after the schedulers and the unfreezing have set up, after the Recorder logs
@@ -169,144 +170,160 @@ class Checkpointer(TrackerCallback):
                 self._handlers[sig] = signal.getsignal(sig)
                 signal.signal(sig, self._on_signal)
 
-    # ---- saving
-    @property
-    def steps_done(self) -> int: return int(self.train_iter)
+# %% ../nbs/08_checkpoint.ipynb #e07da559
+@patch(as_prop=True)
+def steps_done(self:Checkpointer) -> int: return int(self.train_iter)
 
-    def _state(self, reason:str, epoch_done:bool) -> dict:
-        rec = self.recorder
-        callbacks = {cb.name: {a: getattr(cb, a) for a in _run_state_attrs(cb) if hasattr(cb, a)}
-                     for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and _run_state_attrs(cb)}
-        return dict(format=1, reason=reason, time=time.strftime('%Y-%m-%dT%H:%M:%S'), fingerprint=self.fingerprint,
-                    epoch=int(self.epoch), batches_done=len(self.dls.train) if epoch_done else int(self.iter) + 1,
-                    epoch_done=epoch_done, steps_done=self.steps_done, pct_train=float(self.pct_train),
-                    monitor=self.monitor, best=float(self.best), last_record=[_plain(v) for v in rec.values[-1]] if rec.values else None,
-                    recorder=dict(values=[[_plain(v) for v in r] for r in rec.values], losses=rec.losses, lrs=rec.lrs, iters=rec.iters,
-                                  smooth_val=rec.smooth_loss.val, smooth_count=rec.smooth_loss.count),
-                    callbacks=callbacks)
+@patch
+def _state(self:Checkpointer, reason:str, epoch_done:bool) -> dict:
+    rec = self.recorder
+    callbacks = {cb.name: {a: getattr(cb, a) for a in _run_state_attrs(cb) if hasattr(cb, a)}
+                 for cb in self.learn.cbs if cb is not self and not isinstance(cb, Recorder) and _run_state_attrs(cb)}
+    return dict(format=1, reason=reason, time=time.strftime('%Y-%m-%dT%H:%M:%S'), fingerprint=self.fingerprint,
+                epoch=int(self.epoch), batches_done=len(self.dls.train) if epoch_done else int(self.iter) + 1,
+                epoch_done=epoch_done, steps_done=self.steps_done, pct_train=float(self.pct_train),
+                monitor=self.monitor, best=float(self.best), last_record=[_plain(v) for v in rec.values[-1]] if rec.values else None,
+                recorder=dict(values=[[_plain(v) for v in r] for r in rec.values], losses=rec.losses, lrs=rec.lrs, iters=rec.iters,
+                              smooth_val=rec.smooth_loss.val, smooth_count=rec.smooth_loss.count),
+                callbacks=callbacks)
 
-    def _save(self, reason:str, epoch_done:bool=False) -> Path:
-        "Write `latest/` atomically (on the main process only) and return its path"
-        folder = self.path/'latest'
-        for cb in self.learn.cbs:  # a `NonFiniteGuard` (below) that reads its fault flag only now and then: never save a run gone non-finite
-            if hasattr(cb, 'check_finite'): cb.check_finite()
-        if rank_distrib() != 0: return folder
-        tensors, skeleton = flatten_state(self._state(reason, epoch_done))
-        with atomic_dir(folder, replace=True) as tmp:
-            save_model(_unwrap(self.model), str(tmp/'model.safetensors'))
-            save_state(self.opt.state_dict(), tmp, 'optimizer')
-            save_state(dict(now=rng_state(self.dls.train), epoch_start=self.epoch_rng), tmp, 'rng')
-            save_file(tensors, str(tmp/'state.safetensors'))
-            (tmp/'state.json').write_text(json.dumps(skeleton, indent=1))
-        _remove_leftovers(self.path)  # a crash of an earlier save may have left its temporary or set-aside folder
-        self.saved.append((reason, self.steps_done))
-        return folder
+@patch
+def _save(self:Checkpointer, reason:str, epoch_done:bool=False) -> Path:
+    "Write `latest/` atomically (on the main process only) and return its path"
+    folder = self.path/'latest'
+    for cb in self.learn.cbs:  # a `NonFiniteGuard` (below) that reads its fault flag only now and then: never save a run gone non-finite
+        if hasattr(cb, 'check_finite'): cb.check_finite()
+    if rank_distrib() != 0: return folder
+    tensors, skeleton = flatten_state(self._state(reason, epoch_done))
+    with atomic_dir(folder, replace=True) as tmp:
+        save_model(_unwrap(self.model), str(tmp/'model.safetensors'))
+        save_state(self.opt.state_dict(), tmp, 'optimizer')
+        save_state(dict(now=rng_state(self.dls.train), epoch_start=self.epoch_rng), tmp, 'rng')
+        save_file(tensors, str(tmp/'state.safetensors'))
+        (tmp/'state.json').write_text(json.dumps(skeleton, indent=1))
+    _remove_leftovers(self.path)  # a crash of an earlier save may have left its temporary or set-aside folder
+    self.saved.append((reason, self.steps_done))
+    return folder
 
-    def _save_best(self):
-        if rank_distrib() != 0: return
-        with atomic_dir(self.path/'best', replace=True) as tmp: _hard_link_or_copy(self.path/'latest', tmp)
+@patch
+def _save_best(self:Checkpointer):
+    if rank_distrib() != 0: return
+    with atomic_dir(self.path/'best', replace=True) as tmp: _hard_link_or_copy(self.path/'latest', tmp)
 
-    def before_epoch(self):
-        # the shuffle of this epoch is drawn when the DataLoader starts: remember what it will be drawn from.
-        # (before_epoch, not before_train: fastai looks `all_batches` up before it calls before_train)
-        if self.resume_rng is not None and self.epoch == self.start_epoch:
-            # mid-epoch: replay this epoch's shuffle from its start; after a finished epoch: the next one starts from `now`
-            set_rng_state(self.resume_rng['epoch_start'] if self.skip else self.resume_rng['now'], self.dls.train)
-            if self.skip: self.learn.all_batches = self._all_batches_resumed
-        self.epoch_rng = rng_state(self.dls.train)
+# %% ../nbs/08_checkpoint.ipynb #b17ba048
+@patch
+def before_epoch(self:Checkpointer):
+    # the shuffle of this epoch is drawn when the DataLoader starts: remember what it will be drawn from.
+    # (before_epoch, not before_train: fastai looks `all_batches` up before it calls before_train)
+    if self.resume_rng is not None and self.epoch == self.start_epoch:
+        # mid-epoch: replay this epoch's shuffle from its start; after a finished epoch: the next one starts from `now`
+        set_rng_state(self.resume_rng['epoch_start'] if self.skip else self.resume_rng['now'], self.dls.train)
+        if self.skip: self.learn.all_batches = self._all_batches_resumed
+    self.epoch_rng = rng_state(self.dls.train)
 
-    def after_batch(self):
-        if not self.training: return
-        if self.interrupted: self._stop(self._save('interrupt'))
-        if self.every and self.steps_done % self.every == 0 and self.iter + 1 < self.n_iter: self._save('step')
+@patch
+def after_batch(self:Checkpointer):
+    if not self.training: return
+    if self.interrupted: self._stop(self._save('interrupt'))
+    if self.every and self.steps_done % self.every == 0 and self.iter + 1 < self.n_iter: self._save('step')
 
-    def after_epoch(self):
-        super().after_epoch()  # sets `new_best`
-        self._save('epoch', epoch_done=True)
-        if self.new_best: self._save_best()
-        if self.interrupted: self._stop(self.path/'latest')
+@patch
+def after_epoch(self:Checkpointer):
+    TrackerCallback.after_epoch(self)  # sets `new_best`
+    self._save('epoch', epoch_done=True)
+    if self.new_best: self._save_best()
+    if self.interrupted: self._stop(self.path/'latest')
 
-    def _stop(self, folder):
-        self.interrupted_at = (int(self.epoch), self.steps_done, folder)
-        raise CancelFitException
+@patch
+def _stop(self:Checkpointer, folder):
+    self.interrupted_at = (int(self.epoch), self.steps_done, folder)
+    raise CancelFitException
 
-    # ---- interruption
-    def _on_signal(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.interrupted or self.learn is None:  # asked twice, or the fit is over: the usual behaviour, now
-            self._restore_handlers()
-            if signum == signal.SIGINT: raise KeyboardInterrupt
-            signal.raise_signal(signum); return
-        self.interrupted = name
-        print(f"{name} received: saving a checkpoint after the current step (press Ctrl-C again to stop at once).", file=sys.stderr)
-
-    def _restore_handlers(self):
-        for sig, handler in getattr(self, '_handlers', {}).items(): signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        self._handlers = {}
-
-    def after_fit(self):
-        super().after_fit()
+# %% ../nbs/08_checkpoint.ipynb #cfab9ce1
+@patch
+def _on_signal(self:Checkpointer, signum, frame):
+    name = signal.Signals(signum).name
+    if self.interrupted or self.learn is None:  # asked twice, or the fit is over: the usual behaviour, now
         self._restore_handlers()
-        for patched in ('_with_events', 'all_batches'):  # a resumed run with nothing left to train never reached the code that unpatches
-            if patched in vars(self.learn): delattr(self.learn, patched)
-        if self.interrupted:
-            epoch, step, folder = getattr(self, 'interrupted_at', (int(self.epoch), self.steps_done, None))
-            raise TrainingInterrupted(self.interrupted, epoch, step, self.n_epoch * len(self.dls.train), folder)
+        if signum == signal.SIGINT: raise KeyboardInterrupt
+        signal.raise_signal(signum); return
+    self.interrupted = name
+    print(f"{name} received: saving a checkpoint after the current step (press Ctrl-C again to stop at once).", file=sys.stderr)
 
-    # ---- resuming
-    def _resume_folder(self) -> Path:
-        folder = self.path/'latest' if self.resume is True else Path(self.resume)
-        if folder.name == 'latest': folder = latest_checkpoint(folder.parent) or folder
-        if not (folder/'state.json').exists():
-            raise CheckpointError(f"No checkpoint in {folder} (no state.json): pass the folder a Checkpointer wrote, or start without resume.")
-        return folder
+@patch
+def _restore_handlers(self:Checkpointer):
+    for sig, handler in getattr(self, '_handlers', {}).items(): signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    self._handlers = {}
 
-    def _restore(self, folder:Path):
-        state = load_state_json(folder)
-        if state['fingerprint'] != self.fingerprint:
-            raise CheckpointError(f"The checkpoint in {folder} was made by a different fit ({_describe(state['fingerprint'])}; "
-                                  f"this one: {_describe(self.fingerprint)}): resume with the run's own settings.")
-        try: load_model(_unwrap(self.model), str(folder/'model.safetensors'), strict=True, device=str(next(self.model.parameters()).device))
-        except (OSError, SafetensorError, RuntimeError) as e:
-            raise CheckpointError(f"The weights in {folder} do not fit this model or are damaged ({str(e).splitlines()[0][:120]}): "
-                                  f"resume with the same model and strategy.") from None
-        self.opt.load_state_dict(load_state(folder, 'optimizer'))
-        self.resume_rng = load_state(folder, 'rng')
-        rec = self.recorder
-        r = state['recorder']
-        rec.values, rec.losses, rec.lrs, rec.iters = [L(v) for v in r['values']], list(r['losses']), list(r['lrs']), list(r['iters'])
-        rec.smooth_loss.val, rec.smooth_loss.count = r['smooth_val'], r['smooth_count']
-        by_name = {cb.name: cb for cb in self.learn.cbs}
-        for name, attrs in state['callbacks'].items():
-            if name not in by_name: continue
-            for a, v in attrs.items(): setattr(by_name[name], a, v)
-            if hasattr(by_name[name], 'after_resume'): by_name[name].after_resume()
-        self.best = state['best']
-        spe = len(self.dls.train)
-        self.start_epoch, self.skip = (state['epoch'] + 1, 0) if state['epoch_done'] else (state['epoch'], state['batches_done'])
-        self.learn.train_iter = self.start_epoch * spe
-        self.resumed_from = dict(folder=str(folder), epoch=self.start_epoch, batches_done=self.skip, steps_done=state['steps_done'])
-        if self.start_epoch: self.learn._with_events = self._with_events_resumed
+@patch
+def after_fit(self:Checkpointer):
+    TrackerCallback.after_fit(self)
+    self._restore_handlers()
+    for patched in ('_with_events', 'all_batches'):  # a resumed run with nothing left to train never reached the code that unpatches
+        if patched in vars(self.learn): delattr(self.learn, patched)
+    if self.interrupted:
+        epoch, step, folder = getattr(self, 'interrupted_at', (int(self.epoch), self.steps_done, None))
+        raise TrainingInterrupted(self.interrupted, epoch, step, self.n_epoch * len(self.dls.train), folder)
 
-    def _with_events_resumed(self, f, event_type, ex, final=None):
-        "Skip, without any event, the epochs the checkpoint had finished; then hand back to fastai's own method"
-        if event_type == 'epoch' and self.learn.epoch < self.start_epoch: return
-        del self.learn._with_events
-        return self.learn._with_events(f, event_type, ex, *([final] if final is not None else []))
+# %% ../nbs/08_checkpoint.ipynb #73a6cf14
+@patch
+def _resume_folder(self:Checkpointer) -> Path:
+    folder = self.path/'latest' if self.resume is True else Path(self.resume)
+    if folder.name == 'latest': folder = latest_checkpoint(folder.parent) or folder
+    if not (folder/'state.json').exists():
+        raise CheckpointError(f"No checkpoint in {folder} (no state.json): pass the folder a Checkpointer wrote, or start without resume.")
+    return folder
 
-    def _all_batches_resumed(self):
-        "fastai's `all_batches` for a partly trained epoch: the same shuffle, the first `skip` batches drawn but not trained on"
-        learn = self.learn
-        del learn.all_batches
-        learn.n_iter = len(learn.dl)
-        for i, b in enumerate(learn.dl):
-            if i < self.skip:
-                learn.train_iter += 1
-                learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)  # as fastai's TrainEvalCallback steps it, to the last bit
-                if i == self.skip - 1: set_rng_state(self.resume_rng['now'], learn.dls.train)  # dropout resumes where it stopped
-                continue
-            learn.one_batch(i, b)
+@patch
+def _restore(self:Checkpointer, folder:Path):
+    state = load_state_json(folder)
+    if state['fingerprint'] != self.fingerprint:
+        raise CheckpointError(f"The checkpoint in {folder} was made by a different fit ({_describe(state['fingerprint'])}; "
+                              f"this one: {_describe(self.fingerprint)}): resume with the run's own settings.")
+    try: load_model(_unwrap(self.model), str(folder/'model.safetensors'), strict=True, device=str(next(self.model.parameters()).device))
+    except (OSError, SafetensorError, RuntimeError) as e:
+        raise CheckpointError(f"The weights in {folder} do not fit this model or are damaged ({str(e).splitlines()[0][:120]}): "
+                              f"resume with the same model and strategy.") from None
+    self.opt.load_state_dict(load_state(folder, 'optimizer'))
+    self.resume_rng = load_state(folder, 'rng')
+    rec = self.recorder
+    r = state['recorder']
+    rec.values, rec.losses, rec.lrs, rec.iters = [L(v) for v in r['values']], list(r['losses']), list(r['lrs']), list(r['iters'])
+    rec.smooth_loss.val, rec.smooth_loss.count = r['smooth_val'], r['smooth_count']
+    by_name = {cb.name: cb for cb in self.learn.cbs}
+    for name, attrs in state['callbacks'].items():
+        if name not in by_name: continue
+        for a, v in attrs.items(): setattr(by_name[name], a, v)
+        if hasattr(by_name[name], 'after_resume'): by_name[name].after_resume()
+    self.best = state['best']
+    spe = len(self.dls.train)
+    self.start_epoch, self.skip = (state['epoch'] + 1, 0) if state['epoch_done'] else (state['epoch'], state['batches_done'])
+    self.learn.train_iter = self.start_epoch * spe
+    self.resumed_from = dict(folder=str(folder), epoch=self.start_epoch, batches_done=self.skip, steps_done=state['steps_done'])
+    if self.start_epoch: self.learn._with_events = self._with_events_resumed
 
+@patch
+def _with_events_resumed(self:Checkpointer, f, event_type, ex, final=None):
+    "Skip, without any event, the epochs the checkpoint had finished; then hand back to fastai's own method"
+    if event_type == 'epoch' and self.learn.epoch < self.start_epoch: return
+    del self.learn._with_events
+    return self.learn._with_events(f, event_type, ex, *([final] if final is not None else []))
+
+@patch
+def _all_batches_resumed(self:Checkpointer):
+    "fastai's `all_batches` for a partly trained epoch: the same shuffle, the first `skip` batches drawn but not trained on"
+    learn = self.learn
+    del learn.all_batches
+    learn.n_iter = len(learn.dl)
+    for i, b in enumerate(learn.dl):
+        if i < self.skip:
+            learn.train_iter += 1
+            learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)  # as fastai's TrainEvalCallback steps it, to the last bit
+            if i == self.skip - 1: set_rng_state(self.resume_rng['now'], learn.dls.train)  # dropout resumes where it stopped
+            continue
+        learn.one_batch(i, b)
+
+# %% ../nbs/08_checkpoint.ipynb #36fc8489
 def _plain(v): return float(v) if isinstance(v, (torch.Tensor, np.generic, float, int)) and not isinstance(v, bool) else v
 def _unwrap(model): return getattr(model, 'module', model)  # a DDP-wrapped model saves as the plain one
 def _describe(fp): return f"{fp['n_epoch']} epochs of {fp['steps_per_epoch']} steps, {fp['n_groups']} parameter groups, {fp['n_params']:,} parameters"
@@ -354,52 +371,59 @@ class NonFiniteGuard(Callback):
     def _where(self, lr:float) -> dict:
         return dict(step=int(self.train_iter) + 1, epoch=int(self.epoch), batch=int(self.iter) + 1, lr=float(lr))
 
-    def before_step(self):
-        loss = self.learn.loss_grad.detach().float()
-        bad = self._bad(loss)
-        if not self.deferred:
-            if bad.item(): self._stop(dict(self._where(self.opt.hypers[-1]['lr']), loss=float(loss.mean())))
-            return
-        where = self._where(self.opt.opt.param_groups[-1]['lr'])  # plain Python: the step's place, should it be the faulty one
-        if self._flag is None:
-            self._flag, self._first_loss, self._first_step = torch.zeros_like(bad), torch.zeros_like(loss.mean()), torch.zeros_like(bad, dtype=torch.long)
-        first = bad & ~self._flag  # this is the first step that was not finite
-        self._first_loss = torch.where(first, loss.mean(), self._first_loss)
-        self._first_step = torch.where(first, where['step'], self._first_step)
-        self._flag = self._flag | bad  # once set, every later update is skipped too: the weights stay those before the fault
-        self._pending.append(where)
-        self.opt.opt.found_inf = self._flag.float()
-        if len(self._pending) >= self.check_every: self.check_finite()
+# %% ../nbs/08_checkpoint.ipynb #f195ef12
+@patch
+def before_step(self:NonFiniteGuard):
+    loss = self.learn.loss_grad.detach().float()
+    bad = self._bad(loss)
+    if not self.deferred:
+        if bad.item(): self._stop(dict(self._where(self.opt.hypers[-1]['lr']), loss=float(loss.mean())))
+        return
+    where = self._where(self.opt.opt.param_groups[-1]['lr'])  # plain Python: the step's place, should it be the faulty one
+    if self._flag is None:
+        self._flag, self._first_loss, self._first_step = torch.zeros_like(bad), torch.zeros_like(loss.mean()), torch.zeros_like(bad, dtype=torch.long)
+    first = bad & ~self._flag  # this is the first step that was not finite
+    self._first_loss = torch.where(first, loss.mean(), self._first_loss)
+    self._first_step = torch.where(first, where['step'], self._first_step)
+    self._flag = self._flag | bad  # once set, every later update is skipped too: the weights stay those before the fault
+    self._pending.append(where)
+    self.opt.opt.found_inf = self._flag.float()
+    if len(self._pending) >= self.check_every: self.check_finite()
 
-    def after_step(self):
-        if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf  # only ever set for this step
+@patch
+def after_step(self:NonFiniteGuard):
+    if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf  # only ever set for this step
 
-    def check_finite(self):
-        "Read the fault flag now (one wait for the GPU); stop the fit if a step was not finite"
-        if not self.deferred or self._flag is None or not self._pending: return
-        pending, self._pending = self._pending, []
-        if not self._flag.item(): return
-        # the steps after the first bad one were skipped as well: report the first
-        step = int(self._first_step)
-        self._stop(dict(next(w for w in pending if w['step'] == step), loss=float(self._first_loss)))
+@patch
+def check_finite(self:NonFiniteGuard):
+    "Read the fault flag now (one wait for the GPU); stop the fit if a step was not finite"
+    if not self.deferred or self._flag is None or not self._pending: return
+    pending, self._pending = self._pending, []
+    if not self._flag.item(): return
+    # the steps after the first bad one were skipped as well: report the first
+    step = int(self._first_step)
+    self._stop(dict(next(w for w in pending if w['step'] == step), loss=float(self._first_loss)))
 
-    def after_train(self): self.check_finite()
+@patch
+def after_train(self:NonFiniteGuard): self.check_finite()
 
-    def _stop(self, fault:dict):
-        self.fault = dict(fault, mixed=self.mixed)
-        self.opt.zero_grad()  # fastai zeroes gradients after the step it will not take: a next fit must not inherit NaNs
-        raise CancelFitException
+@patch
+def _stop(self:NonFiniteGuard, fault:dict):
+    self.fault = dict(fault, mixed=self.mixed)
+    self.opt.zero_grad()  # fastai zeroes gradients after the step it will not take: a next fit must not inherit NaNs
+    raise CancelFitException
 
-    def after_fit(self):
-        if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf
-        if self.fault is None: return
-        f = self.fault
-        what = 'loss' if not np.isfinite(f['loss']) else 'gradient'
-        value = f['loss'] if what == 'loss' else 'not finite'
-        fix = f"a lower learning rate (the top group's was {f['lr']:.1e}; try a tenth)" + \
-              (" or full precision (mixed_precision=False)" if f['mixed'] else "")
-        raise NumericalError(f"The {what} became {value} at step {f['step']} (epoch {f['epoch'] + 1}, batch {f['batch']}): training stopped before "
-                             f"that update, so the model keeps the weights of step {f['step'] - 1}; try {fix}.")
+@patch
+def after_fit(self:NonFiniteGuard):
+    if self.deferred and hasattr(self.opt.opt, 'found_inf'): del self.opt.opt.found_inf
+    if self.fault is None: return
+    f = self.fault
+    what = 'loss' if not np.isfinite(f['loss']) else 'gradient'
+    value = f['loss'] if what == 'loss' else 'not finite'
+    fix = f"a lower learning rate (the top group's was {f['lr']:.1e}; try a tenth)" + \
+          (" or full precision (mixed_precision=False)" if f['mixed'] else "")
+    raise NumericalError(f"The {what} became {value} at step {f['step']} (epoch {f['epoch'] + 1}, batch {f['batch']}): training stopped before "
+                         f"that update, so the model keeps the weights of step {f['step'] - 1}; try {fix}.")
 
 # %% ../nbs/08_checkpoint.ipynb #83eb6d29
 class EarlyStopping(EarlyStoppingCallback):

@@ -20,11 +20,11 @@ from fastai.torch_core import default_device
 from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
 
-from .core import ConfigError, DataError, ModelError, atomic_dir, resource_path
+from .core import ConfigError, DataError, FtbookError, ModelError, atomic_dir, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, _label_str, clean_texts, load_tokenizer, pad_ids, pin_memory_for,
-                         read_table, split_rows, tokenize_texts)
+                         read_table, read_texts, split_columns, split_rows, tokenize_texts)
 from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
-                            _from_pretrained_with_head, _remember_hub_id, _use_mixed_precision)
+                            _from_pretrained_with_head, _load_with_head, _remember_hub_id, _use_mixed_precision, TaskFamily, register_task, task_family)
 from .splitter import transformer_splitter
 
 # %% auto #0
@@ -136,6 +136,7 @@ def clean_labels(df:pd.DataFrame, # the table
         vocab = labels
     return out, vocab
 
+# %% ../nbs/03a_classify.ipynb #a459e7d7
 def _multilabel_rows(out:pd.DataFrame, cols:list, label_delim:str):
     if label_delim is not None:
         out['label'] = [_split_labels(v, label_delim) for v in out[cols[0]]]
@@ -231,24 +232,11 @@ def load_classification_model(model_path, # a local transformers model folder, o
                               task:str='classify', # 'classify', 'multilabel' or 'regression': recorded as the config's `problem_type`
                              ) -> nn.Module:
     "An `AutoModelForSequenceClassification` from `model_path` with a head for `labels`."
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
     if task not in TASKS: raise ConfigError(f"task is {task!r}: choose one of {', '.join(TASKS)}.")
-    path = _check_model_dir(model_path, trust_remote_code=trust_remote_code)
-    id2label = {i: str(l) for i, l in enumerate(labels)}
-    kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()},
-              problem_type=PROBLEM_TYPES[task], trust_remote_code=trust_remote_code)
-    if pretrained: _check_safe_weights(path)  # outside the `try`: its sentence is already the one to show
-    try:
-        if pretrained: model = _from_pretrained_with_head(AutoModelForSequenceClassification, path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"Cannot load a sequence-classification model from {path} ({str(e).splitlines()[0][:200]}): "
-                         f"pass a transformers model folder.") from e
+    model = _load_with_head(AutoModelForSequenceClassification, model_path, labels, trust_remote_code, pretrained, 'a sequence-classification model',
+                            'pass a transformers model folder.', problem_type=PROBLEM_TYPES[task])
     if model.config.pad_token_id is None and pad_token_id is not None: model.config.pad_token_id = pad_token_id
-    _remember_hub_id(model, model_path)
     return model
 
 # %% ../nbs/03a_classify.ipynb #af80f753
@@ -517,31 +505,68 @@ def _load_export(path, auto_class, what:str, trust_remote_code:bool=False) -> tu
         raise ModelError(f"Cannot load {what} from {path} ({str(e).splitlines()[0][:200]}): pass a folder written by export_pretrained.") from e
     return path, model, meta
 
-def _model_to_save(hf_model, merge:bool):
-    "What `save_pretrained` is called on: a plain model, or for a peft model its adapters (merge=False) or a merged copy"
-    if not hasattr(hf_model, 'peft_config') or not merge: return hf_model
-    import copy
-    return copy.deepcopy(hf_model).merge_and_unload()  # the learner keeps its adapters
-
 @patch
-def export_pretrained(self:Learner, path, # folder to write
-                      replace:bool=True, # replace an existing folder at `path` (only once the new one is complete)
-                      merge:bool=True, # for a LoRA model: merge the adapters into plain weights (False: save the adapters alone)
-                     ) -> Path:
-    "Save the fine-tuned model, tokenizer, task and its settings (labels, multilabel threshold; or what `dls.export_meta()` gives) to `path` for transformers or ftbook's predictors."
-    task = getattr(self.dls, 'task', 'classify')
-    if task == 'multilabel': self.model.hf_model.config.ftbook_threshold = float(self.threshold)  # in config.json too, for transformers users
-    hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)
-    names = list(getattr(self.recorder, 'metric_names', []))[2:-1]  # valid_loss and the metrics (none before the first fit)
-    # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
-    values = getattr(self.recorder, 'values', None)
-    metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
-    if hasattr(self.dls, 'export_meta'): meta = dict(self.dls.export_meta(), metrics=metrics)  # a task family that says what its export needs
-    else: meta = dict(task=task, max_len=self.dls.max_len, labels=list(self.dls.vocab), text_col=self.dls.text_col, label_col=self.dls.label_col,
-                      label_delim=getattr(self.dls, 'label_delim', None), metrics=metrics)
-    if task == 'multilabel': meta['threshold'] = float(self.threshold)
-    with atomic_dir(path, replace=replace) as tmp:
-        hf_model.save_pretrained(tmp)
-        self.dls.tokenizer.save_pretrained(tmp)
-        (tmp/'ftbook.json').write_text(json.dumps(meta, indent=2))
-    return path
+def export_meta(self:TextClassificationDataLoaders, learn=None) -> dict:
+    "What `Learner.export_pretrained` writes into ftbook.json for a classifier: task, labels, columns, sequence cap; multi-label: the threshold chosen on validation (also put in config.json, for transformers users)"
+    meta = dict(task=self.task, max_len=self.max_len, labels=list(self.vocab), text_col=self.text_col, label_col=self.label_col,
+                label_delim=getattr(self, 'label_delim', None))
+    if self.task == 'multilabel' and learn is not None: learn.model.hf_model.config.ftbook_threshold = meta['threshold'] = float(learn.threshold)
+    return meta
+
+# %% ../nbs/03a_classify.ipynb #c9622d05
+def _classify_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
+    "Whole texts and their labels, as `TextClassificationDataLoaders` (the task inferred from the labels when not given)"
+    label_col = label_col or 'label'
+    return TextClassificationDataLoaders.from_source(data, load_tokenizer(model_dir), text_col or 'text', label_col if isinstance(label_col, str) else list(label_col),
+                                                     group_col, task=task, label_delim=label_delim, **batching)
+
+def _classify_final(learn, distributed:bool) -> dict:
+    "Multi-label runs: the threshold chosen on validation (kept on the learner for the export), micro and macro F1 and each label's F1 there"
+    if learn.dls.task != 'multilabel': return {}
+    with learn.no_bar(), learn.no_logging(): probs, targets = learn.get_preds(ds_idx=1)  # fastai applies the loss's sigmoid
+    probs, targets = probs.float().numpy(), targets.numpy()
+    learn.threshold = best_threshold(probs, targets)  # as `Learner.choose_threshold`, from the one pass over validation
+    per_label = multilabel_f1(probs, targets, learn.threshold, average=None)
+    return dict(threshold=learn.threshold, f1_micro=float(multilabel_f1(probs, targets, learn.threshold)), f1_macro=float(np.mean(per_label)),
+                per_label={l: float(f) for l, f in zip(learn.dls.vocab, per_label)})
+
+def _classify_scores_line(task:str, f:dict) -> str:
+    "The headline scores of a classifier, as the commands print them"
+    if task == 'multilabel': return f"micro F1 {f['f1_micro']:.4f}, macro F1 {f['f1_macro']:.4f} at threshold {f['threshold']:.2f}"
+    if task == 'regression': return f"Pearson {f['pearson']:.4f}, Spearman {f['spearman']:.4f}, MSE {f['mse'] if 'mse' in f else f['valid_loss']:.4f}"
+    return f"accuracy {f['accuracy']:.4f}, macro F1 {f['f1_score']:.4f}"
+
+# %% ../nbs/03a_classify.ipynb #97272f39
+def _exported_delim(model_dir):
+    "The label separator an ftbook export was trained with, if any"
+    try: return json.loads((_check_model_dir(model_dir, adapters_ok=True)/'ftbook.json').read_text()).get('label_delim')
+    except (OSError, ValueError, FtbookError): return None
+
+def _prediction_line(task:str, row:dict, labels:list) -> str:
+    "One prediction as ftbook-predict prints it: label and probability, labels found, or the predicted numbers; then the text"
+    if task == 'multilabel': return f"{'|'.join(row['labels']) or '-'}\t{row['text']}"
+    if task == 'regression': return '\t'.join(f"{l}={row[l]:.4g}" for l in labels) + f"\t{row['text']}"
+    return f"{row['label']}\t{row['probability']:.3f}\t{row['text']}"
+
+def _classify_predict(model_dir, texts:list, data, options:dict) -> list:
+    "ftbook-predict for a classifier: a line per text (label and probability; labels found; numbers), or the scores on a labelled file"
+    if options['num_beams'] != 1 or options['max_new_tokens'] is not None:
+        raise ConfigError("--num-beams and --max-new-tokens are for models that generate text: drop them.")
+    clf, labels = TextClassifier.from_pretrained(model_dir), None
+    if data is not None:
+        file_texts, labels = read_texts(data, options['text_col'], split_columns(options['label_col']), empty_labels_ok=clf.task == 'multilabel')
+        texts = texts + file_texts
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts to predict.")
+    if labels is not None:
+        scores = clf.evaluate(texts, labels, label_delim=options['label_delim'] or _exported_delim(model_dir) or '|')
+        line = _classify_scores_line(clf.task, scores)
+        return [f"{line[0].upper()}{line[1:]} on {scores['n']} texts."]
+    if options['json_lines']:
+        return [json.dumps({k: (v if k in ('text', 'label') else list(v) if k == 'labels' else float(v)) for k, v in row.items()})
+                for row in clf.predict(texts).to_dict('records')]
+    return [_prediction_line(clf.task, row, clf.labels) for row in clf.predict(texts).to_dict('records')]
+
+# %% ../nbs/03a_classify.ipynb #7f3884ec
+register_task(TaskFamily('classify', TASKS, TASK_METRICS, dataloaders=_classify_data,
+                         learner=lambda dls, model, pretrained, mixed_precision: classifier_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
+                         scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final));

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #d5545090
 from __future__ import annotations
-import argparse, json, os, shutil, sys, tempfile, time, warnings
+import argparse, json, shutil, sys, tempfile, time, warnings
 from dataclasses import fields, replace
 # fastai's layers module calls torch.jit.script at import, which torch >= 2.10 deprecates; keep it off our commands' output
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -22,25 +22,18 @@ from fastcore.script import call_parse
 
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
 from .checkpoint import CheckpointError, Checkpointer, EarlyStopping, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
-from .data import _check_columns, load_tokenizer, read_table
+from .data import _check_columns, read_table
 from .adapt import adaptation_texts, domain_adapt
-from .classify import TASK_METRICS, TASKS, TextClassificationDataLoaders, TextClassifier, best_threshold, classifier_learner, multilabel_f1
-from .tag import (TAG_COLUMNS, TAG_METRICS, TokenClassificationDataLoaders, TokenTagger, _is_token_classifier, is_tagged, read_tagged,
-                  tagged_rows, tagger_learner)
-from .learner import ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing
-from .lm import smollm2_path
+from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
 import ftbook.lora  # adds Learner.add_lora
-from .sft import ChatDataLoaders, ChatPredictor, answer_scores, chat_examples, sft_learner
-from .seq2seq import Seq2SeqDataLoaders, Seq2SeqPredictor, generation_scores, seq2seq_learner
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule
-from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor, read_settings,
-                             resumed_settings, unfreeze_every)
+from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
+                             read_settings, resumed_settings, unfreeze_every)  # importing the settings registers every task family
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
-__all__ = ['SCORED_BY_GENERATION', 'TrainingReport', 'peak_memory_mb', 'finetune', 'finetune_parser', 'ftbook_finetune',
-           'ftbook_predict']
+__all__ = ['TrainingReport', 'peak_memory_mb', 'finetune', 'finetune_parser', 'ftbook_finetune', 'ftbook_predict']
 
 # %% ../nbs/09_cli.ipynb #d4be04b6
 class TrainingReport(Callback):
@@ -108,29 +101,16 @@ def peak_memory_mb(device=None) -> float:
     if device is not None and torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
-def _chat_data(data, model_dir, text_col, label_col, group_col, valid_pct, seed, limit, bs, max_len):
-    "`ChatDataLoaders` (packed) of the conversations in `data`: a messages column, or prompt and completion columns"
-    table = read_table(data)
-    if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
-    if group_col is not None: _check_columns(table, {'group': group_col})
-    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
-    return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
-                                              valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
-
 # %% ../nbs/09_cli.ipynb #44738cba
-def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **kwargs):
-    "The task family's `DataLoaders`: conversations (sft), pairs (seq2seq), per-word tags (`--task tag`, a CoNLL file, or a label column of lists) or whole-text labels"
-    if task == 'sft': return _chat_data(data, model_dir, text_col, label_col, group_col, **kwargs)
-    if task == 'seq2seq': return Seq2SeqDataLoaders.from_source(data, load_tokenizer(model_dir), model_dir, text_col or 'source', label_col or 'target',
-                                                                group_col, **kwargs)
-    table = read_tagged(data)  # read once; CoNLL files are tagged by nature
-    labels = [label_col] if isinstance(label_col, str) else [] if label_col else TAG_COLUMNS
-    if task == 'tag' or (task is None and any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))):
-        if label_delim is not None: raise ConfigError("--label-delim separates the labels of one text (multilabel); tags come one per word: drop it.")
-        if label_col is not None and not isinstance(label_col, str): raise ConfigError("--task tag reads one column of tags or spans: pass one --label-col.")
-        return TokenClassificationDataLoaders.from_source(table, model_dir, text_col, label_col, group_col, **kwargs)
-    return TextClassificationDataLoaders.from_source(table, load_tokenizer(model_dir), text_col or 'text', _label_setting(label_col or 'label'),
-                                                     group_col, task=task, label_delim=label_delim, **kwargs)
+def _family_of(task:str, data, text_col, label_col) -> TaskFamily:
+    "The task family of a run: the one that trains `task`, else the first that claims the data (tagged data), else the first registered (classification)"
+    if task is not None: return task_family(task)
+    return next((f for f in TASK_FAMILIES.values() if f.claims is not None and f.claims(data, text_col, label_col)), next(iter(TASK_FAMILIES.values())))
+
+def _task_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
+    "The `DataLoaders` of the run's task family (see `TaskFamily`)"
+    family = _family_of(task, data, text_col, label_col)
+    return family.dataloaders(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching)
 
 # %% ../nbs/09_cli.ipynb #a047fe99
 def _resume_settings(resume, given:dict) -> tuple:
@@ -161,11 +141,11 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
         s, root, folder = _resume_settings(resume, {**base, **given})
     elif s.checkpoints is None and s.out is not None: s = replace(s, checkpoints=Path(s.out).with_name(Path(s.out).name + '-checkpoints'))
     s = s.check(resuming=resume is not None)
-    model = s.model or str(smollm2_path() if s.task == 'sft' else resource_path('minilm'))  # a folder or a Hub id, recorded as given
+    family = task_family(s.task) if s.task else None
+    model = s.model or (family.default_model() if family and family.default_model else str(resource_path('minilm')))  # a folder or a Hub id
     model_dir = _check_model_dir(model)
     data, text_col, label_col, group_col = s.data, s.text_col, s.label_col, s.group_col
-    if data is None:
-        if s.task == 'tag': raise ConfigError("--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file).")
+    if data is None:  # the bundled task (a family that needs data was refused by `check`)
         data, text_col, label_col, group_col = rotten_tomatoes(), text_col or 'text', label_col or 'category', group_col or 'movie_name'
     start = time.time()
     set_seed(s.seed, reproducible=True)
@@ -188,12 +168,8 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
 # %% ../nbs/09_cli.ipynb #b610be72
 def _make_learner(dls, s:RunSettings, model, adapted=None):
     "The task family's learner (from the adapted encoder, if there is one), with the settings that act on the model"
-    kw = dict(mixed_precision=s.precision)
-    if dls.task == 'sft': learn = sft_learner(dls, model, **kw)
-    elif dls.task == 'seq2seq': learn = seq2seq_learner(dls, model, **kw)
-    else:
-        make_learner = tagger_learner if dls.task == 'tag' else classifier_learner
-        learn = make_learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=s.recipe['pretrained'], **kw)
+    learn = task_family(dls.task).learner(dls, adapted/'encoder' if adapted is not None else model, pretrained=s.recipe['pretrained'],
+                                          mixed_precision=s.precision)
     if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
     learn.wd = s.weight_decay  # fastai's fit sets it as each group's decay (`TorchOptimWrapper` spares biases and norms)
     if s.grad_checkpointing: enable_gradient_checkpointing(learn)
@@ -207,6 +183,7 @@ def _callbacks(learn, s:RunSettings, folder, progress:bool) -> list:
     cbs = [TrainingReport(), ScheduleRecorder(), NonFiniteGuard()]
     if s.grad_accum > 1: cbs.append(GradientAccumulation(n_acc=s.grad_accum * s.bs))
     if s.patience is not None: cbs.append(EarlyStopping(monitor=s.monitor, patience=s.patience))
+    if s.eval_every is not None: cbs.append(EvaluateEvery(s.eval_every))
     if s.checkpoints not in (None, False):
         if rank_distrib() == 0: atomic_write_text(Path(s.checkpoints)/'run.json', json.dumps(_run_record(s), indent=1))
         cbs.append(Checkpointer(s.checkpoints, monitor=s.monitor, every=s.save_every, resume=folder or False))
@@ -251,6 +228,7 @@ def _report(learn, dls, s:RunSettings, model, final:dict, cbs:list, start:float)
     result = dict(report_cb.as_dict(), task=dls.task, final=final, n_train=len(dls.train_df), n_valid=len(dls.valid_df), labels=list(dls.vocab),
                   peak_memory_mb=peak_memory_mb(dls.device), strategy=s.recipe, first_trainable_step=_first_trainable(schedule_cb, report_cb.groups),
                   settings=settings, seconds=round(time.time() - start, 1))
+    if getattr(learn, 'evaluations', None): result['evaluations'] = learn.evaluations  # validations within epochs (`eval_every`)
     stopper = next((c for c in cbs if isinstance(c, EarlyStopping)), None)
     if stopper is not None:
         result['early_stopping'] = dict(patience=s.patience, monitor=s.monitor, best=float(stopper.best), best_epoch=stopper.best_epoch,
@@ -263,39 +241,15 @@ def _report(learn, dls, s:RunSettings, model, final:dict, cbs:list, start:float)
 
 # %% ../nbs/09_cli.ipynb #b32ea6ff
 def _final_scores(learn, distributed:bool, epoch:int=-1) -> dict:
-    "The last validation's loss and metrics by name; multilabel: at the threshold chosen on validation, with each label's F1"
+    "The loss and metrics of the validation whose weights the model holds, by name, and what the task family adds (see `TaskFamily.final_scores`)"
     names = learn.recorder.metric_names[2:-1]
     # the validation of `epoch`, whose weights the model holds (the last, or the best one early stopping put back); under DDP a new
     # validation, since its metrics count the samples repeated to even out shards
     values = learn.validate() if distributed else learn.recorder.values[epoch][1:]
     final = {n: float(v) for n, v in zip(names, values)}
-    if learn.dls.task in GENERATIVE_TASKS and not distributed: final.update(_generated_scores(learn))
-    if learn.dls.task == 'multilabel':
-        with learn.no_bar(), learn.no_logging(): probs, targets = learn.get_preds(ds_idx=1)  # fastai applies the loss's sigmoid
-        probs = probs.float().numpy()
-        learn.threshold = best_threshold(probs, targets.numpy())  # as `Learner.choose_threshold`, from the one pass over validation
-        per_label = multilabel_f1(probs, targets.numpy(), learn.threshold, average=None)
-        final.update(threshold=learn.threshold, f1_micro=float(multilabel_f1(probs, targets.numpy(), learn.threshold)),
-                     f1_macro=float(np.mean(per_label)), per_label={l: float(f) for l, f in zip(learn.dls.vocab, per_label)})
+    family = task_family(learn.dls.task)
+    if family.final_scores is not None: final.update(family.final_scores(learn, distributed))
     return final
-
-SCORED_BY_GENERATION = 100  # validation examples the final scores generate for (greedy; generation is slow on a CPU)
-def _generated_scores(learn) -> dict:
-    "What the model writes on its own for the first validation examples: BLEU, chrF, exact matches (seq2seq); exact answers (sft)"
-    dls, tok = learn.dls, learn.dls.tokenizer
-    if dls.task == 'seq2seq':
-        rows = dls.valid_df.head(SCORED_BY_GENERATION)
-        sources, refs = rows['source'].tolist(), rows['target'].tolist()
-        longest = max(len(ids) for ids in tok(text_target=refs)['input_ids'])
-        scores = generation_scores(learn.generate_targets(sources, max_new_tokens=longest + 2), refs)
-    else:
-        convs = dls.valid_convs[:SCORED_BY_GENERATION]
-        last = [max(i for i, turn in enumerate(c) if turn['role'] == 'assistant') for c in convs]  # each conversation's last answer
-        prompts, refs = [c[:i] for c, i in zip(convs, last)], [c[i]['content'] for c, i in zip(convs, last)]
-        longest = max(len(ids) for ids in tok(refs, add_special_tokens=False)['input_ids'])
-        scores = answer_scores(learn.answer(prompts, max_new_tokens=longest + 2), refs)
-    scores['n_generated'] = scores.pop('n')
-    return scores
 
 # %% ../nbs/09_cli.ipynb #3f5efaab
 @contextmanager
@@ -322,18 +276,8 @@ def _cli_errors(prog:str):
             sys.exit(130)
 
 def _scores_line(task:str, f:dict) -> str:
-    "The task's headline scores, as the commands print them"
-    if task == 'multilabel': return f"micro F1 {f['f1_micro']:.4f}, macro F1 {f['f1_macro']:.4f} at threshold {f['threshold']:.2f}"
-    if task == 'regression': return f"Pearson {f['pearson']:.4f}, Spearman {f['spearman']:.4f}, MSE {f['mse'] if 'mse' in f else f['valid_loss']:.4f}"
-    if task == 'tag': return (f"entity F1 {f['entity_f1']:.4f} (precision {f['entity_precision']:.4f}, recall {f['entity_recall']:.4f}), "
-                              f"word accuracy {f['word_accuracy']:.4f}")
-    if task in GENERATIVE_TASKS:
-        generated = '' if 'n_generated' not in f else (
-            f"chrF {f['chrf']:.1f}, BLEU {f['bleu']:.1f}, exact {f['exact']:.3f} on {f['n_generated']} generated targets; " if task == 'seq2seq' else
-            f"exact answers {f['exact']:.3f} (first word right {f['first_word']:.3f}) on {f['n_generated']} generated; ")
-        accuracy = 'token_accuracy' if task == 'seq2seq' else 'answer_accuracy'
-        return generated + f"next-token accuracy {f[accuracy]:.4f}, perplexity {f['perplexity']:.2f}"
-    return f"accuracy {f['accuracy']:.4f}, macro F1 {f['f1_score']:.4f}"
+    "The task's headline scores, as the commands print them (see `TaskFamily.scores_line`)"
+    return task_family(task).scores_line(task, f)
 
 # %% ../nbs/09_cli.ipynb #7cbd3cd0
 _FINETUNE_HELP = """Fine-tune a transformers text classifier with fastai and save it; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
@@ -363,25 +307,35 @@ def finetune_parser() -> argparse.ArgumentParser:
     own.add_argument('--no-save', action='store_true', help='do not save the model (e.g. for benchmarks and ablations)')
     own.add_argument('--adapters-only', action='store_true', help='LoRA recipes: save the adapters alone (a few MB; peft reloads them on the base model)')
     own.add_argument('--no-checkpoints', action='store_true', help='do not write checkpoints')
-    own.add_argument('--source-col', help='seq2seq: column of source texts (default: source)')
-    own.add_argument('--target-col', help='seq2seq: column of target texts (default: target)')
+    for family in TASK_FAMILIES.values():  # a family's own names for its columns: --source-col/--target-col for seq2seq
+        for name, what in zip(family.column_names or (), ('text', 'label')):
+            own.add_argument(f'--{name}-col', help=f'{family.name}: column of {name} texts, as --{what}-col (default: {name})')
     return add_settings_flags(p)
 
 # %% ../nbs/09_cli.ipynb #39de5660
+def _family_columns(args:dict, given:dict) -> dict:
+    "The text and label columns named by a family's own flags (--source-col/--target-col for seq2seq), checked against the task"
+    for family in TASK_FAMILIES.values():
+        if not family.column_names: continue
+        flags = [f'--{n}-col' for n in family.column_names]
+        values = [args.pop(f'{n}_col', None) for n in family.column_names]
+        if not any(values): continue
+        if given.get('task') not in family.tasks:
+            raise ConfigError(f"{' and '.join(flags)} name the texts of --task {family.tasks[0]}: add --task {family.tasks[0]}, or use --text-col/--label-col.")
+        if 'text_col' in args or 'label_col' in args: raise ConfigError(f"Pass {'/'.join(flags)} or --text-col/--label-col, not both.")
+        given.update({k: v for k, v in zip(('text_col', 'label_col'), values) if v})
+    return given
+
 def _command_settings(args:dict) -> dict:
     "The settings the command was given, by name: the --config file's, then the flags' (which win), with the command's own flags translated"
     config = args.pop('config')
     given = read_settings(config) if config else {}
     no_save, adapters_only, no_checkpoints = args.pop('no_save'), args.pop('adapters_only'), args.pop('no_checkpoints')
-    source_col, target_col = args.pop('source_col'), args.pop('target_col')
     args.pop('print_config'); args.pop('resume')
+    own_columns = {k: args.pop(k) for k in list(args) if k.endswith('_col') and k not in ('text_col', 'label_col', 'group_col')}
     given.update(args)
-    if no_checkpoints and (given.get('checkpoints') or args.get('resume')): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
-    if (source_col or target_col) and given.get('task') != 'seq2seq':
-        raise ConfigError("--source-col and --target-col name the texts of --task seq2seq: add --task seq2seq, or use --text-col/--label-col.")
-    if (source_col or target_col) and ('text_col' in args or 'label_col' in args): raise ConfigError("Pass --source-col/--target-col or --text-col/--label-col, not both.")
-    if source_col: given['text_col'] = source_col
-    if target_col: given['label_col'] = target_col
+    if no_checkpoints and given.get('checkpoints'): raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
+    given = _family_columns({**own_columns, **args}, given)
     if no_save: given['out'] = None
     if adapters_only: given['merge'] = False
     if no_checkpoints: given['checkpoints'] = False
@@ -412,7 +366,7 @@ def _summary(rep:dict) -> str:
         e = rep['early_stopping']
         lines.append(f"Stopped early after epoch {e['stopped_after_epoch'] + 1}: no better {e['monitor']} for {e['patience']} epoch(s); "
                      f"the weights of epoch {e['best_epoch'] + 1} ({e['monitor']} {e['best']:.4f}) are kept.")
-    unit = dict(tag='sentences', seq2seq='pairs', sft='conversations').get(rep['task'], 'texts')
+    unit = task_family(rep['task']).unit
     lines.append(f"Validation {_scores_line(rep['task'], f)} on {rep['n_valid']} {unit} ({rep['seconds']:.0f} s, {s['device']}, {s['precision']}).")
     saved = ([f"model saved to {s['out']}"] if s['out'] is not None else []) + ([f"report written to {s['report']}"] if s['report'] else [])
     if saved: lines.append(_sentence('; '.join(saved)))
@@ -423,31 +377,6 @@ def _sentence(text:str) -> str:
     return text[:1].upper() + text[1:] + '.'
 
 # %% ../nbs/09_cli.ipynb #97575975
-def _split_columns(label_col):
-    "--label-col a,b,c as a list of column names; one name stays a string"
-    if label_col is None or ',' not in label_col: return label_col
-    cols = [c.strip() for c in label_col.split(',')]
-    if not all(cols): raise ConfigError(f"--label-col {label_col!r} has an empty column name: separate names with single commas.")
-    return cols
-
-def _read_texts(data, text_col:str, label_col=None, task:str='classify') -> tuple:
-    "`(texts, labels)` of a file to predict (labels None without `label_col`); every row needs a text, and a label when scoring (multilabel: may be empty)"
-    df, cols = read_table(data), ([] if label_col is None else [label_col] if isinstance(label_col, str) else list(label_col))
-    _check_columns(df, {'text': text_col, **{'label': c for c in cols}})
-    for col, what in [(text_col, 'text')] + [(c, 'label') for c in cols if not (task == 'multilabel' and len(cols) == 1)]:
-        missing = df[col].isna() | (df[col].astype(str).str.strip() == '')
-        if missing.any(): raise DataError(f"{int(missing.sum())} of {len(df)} rows of {data} have no {what} in {col!r}: fill or drop them first.")
-    if not cols: return df[text_col].astype(str).tolist(), None
-    labels = df[cols[0]].tolist() if len(cols) == 1 else df[cols].values.tolist()
-    if task == 'multilabel' and len(cols) == 1: labels = ['' if l is None or l != l else l for l in labels]  # an empty cell: no label
-    return df[text_col].astype(str).tolist(), labels
-
-def _prediction_line(task:str, row:dict, labels:list) -> str:
-    "One prediction as ftbook-predict prints it: label and probability, labels found, or the predicted numbers; then the text"
-    if task == 'multilabel': return f"{'|'.join(row['labels']) or '-'}\t{row['text']}"
-    if task == 'regression': return '\t'.join(f"{l}={row[l]:.4g}" for l in labels) + f"\t{row['text']}"
-    return f"{row['label']}\t{row['probability']:.3f}\t{row['text']}"
-
 @call_parse
 def ftbook_predict(
     model_dir:str, # folder written by ftbook-finetune, or a Hub id (any transformers sequence classifier)
@@ -465,80 +394,15 @@ def ftbook_predict(
         if label_col is not None and (data is None or texts):
             raise ConfigError("--label-col scores the model on a labelled file: pass --data FILE and no other texts.")
         if data is None and not texts: raise ConfigError("No texts given: pass the texts to predict after the model folder, or --data FILE.")
-        kind = _export_task(model_dir)
-        if kind == 'tag': return _predict_tags(model_dir, list(texts), data, text_col, label_col, json_lines)
-        if kind in GENERATIVE_TASKS: return _predict_generated(kind, model_dir, list(texts), data, text_col, label_col, json_lines, num_beams, max_new_tokens)
-        if num_beams != 1 or max_new_tokens is not None: raise ConfigError("--num-beams and --max-new-tokens are for models that generate text: drop them.")
-        clf = TextClassifier.from_pretrained(model_dir)
-        texts, labels = list(texts), None
-        if data is not None:
-            file_texts, labels = _read_texts(data, text_col, _split_columns(label_col), clf.task)  # the file is read once
-            texts += file_texts
-        if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts to predict.")
-        if labels is not None:
-            delim = label_delim or _exported_delim(model_dir) or '|'
-            scores = clf.evaluate(texts, labels, label_delim=delim)
-            print(f"{_scores_line(clf.task, scores)[0].upper()}{_scores_line(clf.task, scores)[1:]} on {scores['n']} texts.")
-            return
-        preds = clf.predict(texts)
-        for row in preds.to_dict('records'):
-            if json_lines: print(json.dumps({k: (v if k == 'text' or k == 'label' else list(v) if k == 'labels' else float(v)) for k, v in row.items()}))
-            else: print(_prediction_line(clf.task, row, clf.labels))
+        options = dict(text_col=text_col, label_col=label_col, label_delim=label_delim, json_lines=json_lines, num_beams=num_beams,
+                       max_new_tokens=max_new_tokens)
+        for line in task_family(_export_task(model_dir)).predict(model_dir, list(texts), data, options): print(line)
 
 def _export_task(model_dir) -> str:
-    "The task of the model in `model_dir`: as ftbook's export says, else from the config (tag, seq2seq, sft for a causal LM, else classify)"
+    "The task of the model in `model_dir`: as ftbook's export says, else the first family that recognises its config, else classification"
     path = _check_model_dir(model_dir, adapters_ok=True)
-    if (path/'ftbook.json').exists(): return json.loads((path/'ftbook.json').read_text()).get('task', 'classify')
+    if (path/'ftbook.json').exists(): return json.loads((path/'ftbook.json').read_text()).get('task') or next(iter(TASK_FAMILIES))
     from transformers import AutoConfig
     try: config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError): return 'classify'
-    if _is_token_classifier(config): return 'tag'
-    if getattr(config, 'is_encoder_decoder', False): return 'seq2seq'
-    if any(a.endswith('ForCausalLM') for a in (getattr(config, 'architectures', None) or [])): return 'sft'
-    return 'classify'
-
-def _predict_generated(kind:str, model_dir, texts:list, data, text_col:str, label_col, json_lines:bool, num_beams:int, max_new_tokens):
-    "ftbook-predict for a model that writes text: a seq2seq model's target for each source, or a chat model's answer to each prompt; or scores on a file"
-    if kind == 'sft' and num_beams != 1: raise ConfigError("--num-beams is for seq2seq models; chat answers are greedy: drop it.")
-    if label_col is not None and (not isinstance(label_col, str) or ',' in label_col): raise ConfigError("Generated texts are scored against one column: pass one --label-col.")
-    model = Seq2SeqPredictor.from_pretrained(model_dir) if kind == 'seq2seq' else ChatPredictor.from_pretrained(model_dir)
-    if data is not None:
-        table = read_table(data)
-        if text_col == 'text' and 'text' not in table.columns:  # --text-col left at its default: the usual column of sources or prompts
-            text_col = next((c for c in ('source', 'prompt') if c in table.columns), text_col)
-        file_texts, refs = _read_texts(data, text_col, label_col)
-        texts += file_texts
-    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts.")
-    out = model.predict(texts, num_beams=num_beams, max_new_tokens=max_new_tokens) if kind == 'seq2seq' else model.predict(texts, max_new_tokens=max_new_tokens)
-    if label_col is not None:
-        scores = generation_scores(out, refs) if kind == 'seq2seq' else answer_scores(out, refs)
-        line = (f"chrF {scores['chrf']:.1f}, BLEU {scores['bleu']:.1f}, exact {scores['exact']:.3f} on {scores['n']} pairs" if kind == 'seq2seq'
-                else f"Exact answers {scores['exact']:.3f} (first word right {scores['first_word']:.3f}) on {scores['n']} prompts")
-        print(line[0].upper() + line[1:] + '.')
-        return
-    for text, written in zip(texts, out):
-        if json_lines: print(json.dumps({'source' if kind == 'seq2seq' else 'prompt': text, 'target' if kind == 'seq2seq' else 'answer': written}))
-        else: print(written.replace('\n', ' '), text.replace('\n', ' '), sep='\t')
-
-def _predict_tags(model_dir, texts:list, data, text_col:str, label_col, json_lines:bool):
-    "ftbook-predict for a tagger: the labelled spans of each text, or the entity scores on a tagged file"
-    tagger = TokenTagger.from_pretrained(model_dir)
-    if data is not None:
-        table = read_tagged(data)
-        if label_col is not None:
-            if not isinstance(label_col, str) or ',' in label_col: raise ConfigError("A tagger is scored on one column of tags or spans: pass one --label-col.")
-            rows = tagged_rows(table, text_col, label_col, tagger.tokenizer)
-            scores = tagger.evaluate(rows['words'].tolist(), rows['tags'].tolist())
-            print(f"{_scores_line('tag', scores)[0].upper()}{_scores_line('tag', scores)[1:]} on {scores['n']} sentences.")
-            return
-        _check_columns(table, {'text': text_col})
-        texts += [' '.join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in table[text_col]]
-    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts to tag.")
-    for text, spans in zip(texts, tagger.predict(texts)):
-        if json_lines: print(json.dumps(dict(text=text, spans=spans)))
-        else: print('  '.join(f"[{s['text']}]{s['label']}" for s in spans) or '-', text, sep='\t')
-
-def _exported_delim(model_dir):
-    "The label separator an ftbook export was trained with, if any"
-    try: return json.loads((_check_model_dir(model_dir, adapters_ok=True)/'ftbook.json').read_text()).get('label_delim')
-    except (OSError, ValueError, FtbookError): return None
+    except (OSError, ValueError): return next(iter(TASK_FAMILIES))
+    return next((f.name for f in TASK_FAMILIES.values() if f.recognises is not None and f.recognises(config)), next(iter(TASK_FAMILIES)))

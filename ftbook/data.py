@@ -19,7 +19,8 @@ from .core import ConfigError, DataError, ModelError, resolve_model, rotten_toma
 
 # %% auto #0
 __all__ = ['read_table', 'DataWarning', 'clean_texts', 'split_rows', 'load_tokenizer', 'model_max_length', 'tokenize_texts',
-           'pad_ids', 'copy_to_device', 'pin_memory_for', 'AsyncDeviceCopy', 'PaddedTextDL']
+           'pad_ids', 'copy_to_device', 'pin_memory_for', 'AsyncDeviceCopy', 'PaddedTextDL', 'read_texts',
+           'split_columns']
 
 # %% ../nbs/01_data.ipynb #a7fa1000
 _CSV_SUFFIXES, _JSON_SUFFIXES = {'.csv': ',', '.tsv': '\t'}, {'.jsonl', '.json'}
@@ -208,3 +209,27 @@ class PaddedTextDL(AsyncDeviceCopy, SortedDL):
     def retain(self, res, b): return res  # batches are plain tensors; nothing to retain
     @delegates(SortedDL.new)
     def new(self, dataset=None, **kwargs): return super().new(dataset=dataset, pad_id=self.pad_id, **kwargs)
+
+# %% ../nbs/01_data.ipynb #507bb56f
+def read_texts(data, # a .csv/.tsv/.jsonl file or a DataFrame
+               text_col:str, # column of texts
+               label_col=None, # column, or list of columns, of the truth (None: texts only)
+               empty_labels_ok:bool=False, # one column of several labels per text (multilabel): an empty cell means no label
+              ) -> tuple:
+    "`(texts, labels)` of a file to predict or score (labels None without `label_col`); every row needs a text, and a label when scoring"
+    df, cols = read_table(data), ([] if label_col is None else [label_col] if isinstance(label_col, str) else list(label_col))
+    _check_columns(df, {'text': text_col, **{'label': c for c in cols}})
+    for col, what in [(text_col, 'text')] + [(c, 'label') for c in cols if not (empty_labels_ok and len(cols) == 1)]:
+        missing = df[col].isna() | (df[col].astype(str).str.strip() == '')
+        if missing.any(): raise DataError(f"{int(missing.sum())} of {len(df)} rows of {data} have no {what} in {col!r}: fill or drop them first.")
+    if not cols: return df[text_col].astype(str).tolist(), None
+    labels = df[cols[0]].tolist() if len(cols) == 1 else df[cols].values.tolist()
+    if empty_labels_ok and len(cols) == 1: labels = ['' if l is None or l != l else l for l in labels]
+    return df[text_col].astype(str).tolist(), labels
+
+def split_columns(label_col):
+    "--label-col a,b,c as a list of column names; one name stays a string"
+    if label_col is None or not isinstance(label_col, str) or ',' not in label_col: return label_col
+    cols = [c.strip() for c in label_col.split(',')]
+    if not all(cols): raise ConfigError(f"--label-col {label_col!r} has an empty column name: separate names with single commas.")
+    return cols

@@ -171,6 +171,7 @@ def grid_runs(datasets, sizes, budgets, seeds, recipes, # as `run_grid` takes th
             runs += [(d, size, epochs, name, lr, seed) for size in cell_sizes for epochs in budgets for name, lr in specs]
     return runs
 
+# %% ../nbs/12_grid.ipynb #c965a947
 def run_grid(out, # results file (JSON lines): one line per run, appended as runs finish; runs already in it are skipped
              datasets=tuple(GRID_DATASETS), sizes=(500, 2000), budgets=(1, 2), seeds=(0, 1, 2),
              recipes=('full@1e-4', 'discr@2e-4'), # recipe specs, `name` or `name@lr`
@@ -224,6 +225,7 @@ def cell_table(rows:list, metric:str='accuracy') -> pd.DataFrame:
     return _in_grid_order(pd.DataFrame({'seeds': g.size(), metric: g[metric].mean(), 'std': g[metric].std(), 'n_train': g['n_train'].mean().round(),
                                         'seconds': g['seconds'].mean().round(1), 'peak_memory_mb': g['peak_memory_mb'].max()}).reset_index())
 
+# %% ../nbs/12_grid.ipynb #1caab471
 def paired_differences(rows:list, recipe:str, # the recipe spec to judge, e.g. 'discr@0.0005'
                        baseline:str, # the spec it is compared with, e.g. 'full@0.0002'
                        metric:str='accuracy') -> pd.DataFrame:

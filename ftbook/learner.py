@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
-import sys, time, warnings
+import json, sys, time, warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -22,12 +22,13 @@ import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find 
 from fastai.torch_core import default_device, to_detach
 
 from safetensors import SafetensorError, safe_open
-from .core import ConfigError, ModelError, resolve_model
+from fastcore.basics import patch
+from .core import ConfigError, ModelError, atomic_dir, resolve_model
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'ModelWarning', 'torch_adamw', 'TorchOptimWrapper',
            'enable_gradient_checkpointing', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
-           'ThrottledProgressCallback', 'TaskFamily', 'register_task', 'task_family', 'all_tasks']
+           'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily', 'register_task', 'task_family', 'all_tasks']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
@@ -57,6 +58,7 @@ def _remember_hub_id(model:nn.Module, model_path):
     "Record a Hub id, not this machine's cache path, as the model's origin (peft writes it into adapter exports)"
     if not Path(model_path).exists(): model.name_or_path = model.config._name_or_path = str(model_path)
 
+# %% ../nbs/03_learner.ipynb #0246071a
 class ModelWarning(UserWarning):
     "A model loaded, but not wholly from its folder: weights of its pretrained body started at random."
 
@@ -79,6 +81,31 @@ def _from_pretrained_with_head(auto_class, # a transformers auto class with a ta
         names = ', '.join(body[:3]) + (f' and {len(body) - 3} more' if len(body) > 3 else '')
         warnings.warn(f"{len(body)} weights of the pretrained body are not in {path} and start at random ({names}): check that the folder "
                       f"holds the model you meant; fine-tuning can only partly make up for them.", ModelWarning, stacklevel=3)
+    return model
+
+def _load_with_head(auto_class, # a transformers auto class with a task head, e.g. `AutoModelForTokenClassification`
+                    model_path, # a model folder or Hub id
+                    labels:list, # the head's output names, in order
+                    trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
+                    pretrained:bool=True, # load the weights? (False: the same architecture, random weights)
+                    what:str='a model', # what is loaded, for the error: e.g. 'a token-classification model'
+                    fix:str='pass a transformers model folder.', # the end of the error's sentence
+                    **config_kw): # more config settings, e.g. problem_type
+    "`auto_class` from `model_path` with a head for `labels`: the pretrained body (checked safetensors) or, with `pretrained=False`, random weights"
+    from transformers import AutoConfig
+    path = _check_model_dir(model_path, trust_remote_code=trust_remote_code)
+    id2label = {i: str(l) for i, l in enumerate(labels)}
+    kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()}, trust_remote_code=trust_remote_code, **config_kw)
+    if pretrained: _check_safe_weights(path)  # outside the `try`: its sentence is already the one to show
+    try:
+        if pretrained: model = _from_pretrained_with_head(auto_class, path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                model = auto_class.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"Cannot load {what} from {path} ({str(e).splitlines()[0][:200]}): {fix}") from e
+    _remember_hub_id(model, model_path)
     return model
 
 # %% ../nbs/03_learner.ipynb #5358189e
@@ -107,6 +134,7 @@ def _use_mixed_precision(learn:Learner, mixed_precision=True) -> Learner:
     elif learn.precision == 'fp16': learn.to_fp16()
     return learn
 
+# %% ../nbs/03_learner.ipynb #91bb095c
 def torch_adamw(params, # parameter groups, as the splitter makes them
                 lr:float=1e-3, # learning rate (fastai sets it per group)
                 fused:bool=False, # one fused kernel for every update (CUDA)
@@ -148,6 +176,7 @@ class TorchOptimWrapper(OptimWrapper):
         finally:
             for group, wd in decayed: group['weight_decay'] = wd
 
+# %% ../nbs/03_learner.ipynb #ff397fa3
 def enable_gradient_checkpointing(learn:Learner) -> Learner:
     "Recompute each block's activations in the backward pass instead of keeping them (transformers' non-reentrant gradient checkpointing): less memory, about a third more compute"
     hf_model = getattr(learn.model, 'hf_model', learn.model)
@@ -240,6 +269,34 @@ class ThrottledProgressCallback(ProgressCallback):
         if hasattr(self, 'smooth_loss') and now - self._shown >= self.every:
             self.pbar.comment, self._shown = f'{self.smooth_loss.item():.4f}', now
 
+# %% ../nbs/03_learner.ipynb #5fdb6dc3
+class EvaluateEvery(Callback):
+    "Validate every `every` optimizer steps too (as Trainer's `eval_steps`); each result, with its step, in `learn.evaluations`"
+    order = 60  # after the Recorder (50), the Checkpointer and the guards: it reads the model the step left
+    _checkpoint_attrs = ('n_steps', 'log')  # a resumed run goes on counting
+    def __init__(self, every:int): # optimizer steps between two validations
+        if every < 1: raise ConfigError(f"eval_every is {every}: validate every 1 or more steps.")
+        self.every = every
+
+    def before_fit(self):
+        self.n_steps, self.log, self._due = 0, [], False
+        self.run = not hasattr(self, 'lr_finder') and not hasattr(self, 'gather_preds')
+
+    def after_step(self):
+        self.n_steps += 1
+        self._due = self.n_steps % self.every == 0
+
+    def after_batch(self):
+        if not (self.training and self._due): return
+        self._due = False
+        evaluator = Learner(self.dls, self.model, loss_func=self.loss_func, metrics=self.learn.metrics)
+        with evaluator.no_bar(), evaluator.no_logging(): values = evaluator.validate()
+        self.model.train()  # the evaluator left it in eval mode
+        names = ['valid_loss'] + [m.name for m in self.learn.metrics]
+        self.log.append(dict(step=self.n_steps, epoch=int(self.epoch), **{n: float(v) for n, v in zip(names, values)}))
+
+    def after_fit(self): self.learn.evaluations = self.log
+
 # %% ../nbs/03_learner.ipynb #c8e6865e
 @dataclass
 class TaskFamily:
@@ -258,6 +315,7 @@ class TaskFamily:
     default_model:Callable=None # () -> the model trained when none is given (None: the bundled MiniLM)
     needs_data:str=None # the sentence refusing a run without --data (None: the bundled reviews will do)
     generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
+    column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
 
 # %% ../nbs/03_learner.ipynb #394c5dd1
 TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)
@@ -281,3 +339,28 @@ def all_tasks() -> tuple:
     return tuple(t for family in TASK_FAMILIES.values() for t in family.tasks)
 
 SCORED_BY_GENERATION = 100  # validation examples whose generated texts the final scores of generative families score (slow on a CPU)
+
+# %% ../nbs/03_learner.ipynb #1f753064
+def _model_to_save(hf_model, merge:bool):
+    "What `save_pretrained` is called on: a plain model, or for a peft model its adapters (merge=False) or a merged copy"
+    if not hasattr(hf_model, 'peft_config') or not merge: return hf_model
+    import copy
+    return copy.deepcopy(hf_model).merge_and_unload()  # the learner keeps its adapters
+
+@patch
+def export_pretrained(self:Learner, path, # folder to write
+                      replace:bool=True, # replace an existing folder at `path` (only once the new one is complete)
+                      merge:bool=True, # for a LoRA model: merge the adapters into plain weights (False: save the adapters alone)
+                     ) -> Path:
+    "Save the fine-tuned model, its tokenizer and ftbook.json (what `dls.export_meta(learn)` says the task's predictor needs, and the last metrics) to `path`"
+    names = list(getattr(self.recorder, 'metric_names', []))[2:-1]  # valid_loss and the metrics (none before the first fit)
+    # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
+    values = getattr(self.recorder, 'values', None)
+    metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
+    meta = self.dls.export_meta(self) if hasattr(self.dls, 'export_meta') else dict(task=getattr(self.dls, 'task', None))
+    hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)  # after export_meta, which may add to the config
+    with atomic_dir(path, replace=replace) as tmp:
+        hf_model.save_pretrained(tmp)
+        self.dls.tokenizer.save_pretrained(tmp)
+        (tmp/'ftbook.json').write_text(json.dumps(dict(meta, metrics=metrics), indent=2))
+    return path

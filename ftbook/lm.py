@@ -169,6 +169,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         grads = [None if g is None else (g * grad_loss).to(dt) for g, dt in zip(ctx.saved_tensors, ctx.dtypes)]
         return (*grads, None, None, None)
 
+# %% ../nbs/06_lm.ipynb #15862596
 def liger_available() -> bool:
     "Is the `liger-kernel` package (Triton kernels for CUDA) importable?"
     try: import liger_kernel.transformers.functional  # noqa: F401
@@ -228,6 +229,7 @@ class CausalLMLoss:
     def activation(self, x): return self.plain.activation(x)
     def decodes(self, x): return self.plain.decodes(x)
 
+# %% ../nbs/06_lm.ipynb #78984f69
 def fused_loss_matches(hf_model:nn.Module) -> bool:
     "Does the output layer applied to the decoder's hidden states give the model's own logits? (one short input, no gradient)"
     try:
@@ -260,6 +262,7 @@ class _NoTrainMetricsWithFusedLoss(Callback):
             raise ConfigError("Training metrics need the full logits, which the fused loss never builds: "
                               "pass fused_loss=False to lm_learner, or keep train_metrics off.")
 
+# %% ../nbs/06_lm.ipynb #9cfd4335
 def load_causal_lm(model_path, # a local transformers model folder, or a Hub id (see `resolve_model`)
                    trust_remote_code:bool=False, # run Python code shipped with the model? (never by default)
                   ) -> nn.Module:

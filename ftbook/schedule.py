@@ -119,6 +119,7 @@ def group_names(learn:Learner) -> list:
 _WHEN = ('step', 'epoch', 'fraction')
 _PHASE_KEYS = ('groups', 'params') + _WHEN + ('lr',)
 
+# %% ../nbs/04_schedule.ipynb #6bf9f21f
 @dataclass
 class Phase:
     "One phase of an explicit unfreezing schedule: what it thaws, when, and optionally the peak rate of the groups it thaws."
@@ -180,6 +181,7 @@ def read_phases(source, # a list of phases (dicts or `Phase`s), {'phases': [...]
         raise ConfigError("The schedule has no phases: give a list such as [{groups: [head]}, {groups: [-2, -3], epoch: 1}].")
     return [_check_phase(i, p) for i, p in enumerate(source)]
 
+# %% ../nbs/04_schedule.ipynb #acb2f01f
 @dataclass
 class ThawEvent:
     "What one thaw does at training step `step`: the parameters (by id) it makes trainable, the groups they are in, their peak rate"
@@ -280,73 +282,84 @@ class GradualUnfreezing(Callback):
             return self.thaw_events(n_epoch * len(learn.dls.train), len(learn.dls.train))
         finally: del self.learn
 
-    def before_fit(self):
-        groups = self.opt.param_lists
-        self.n_groups, self.steps_per_epoch = len(groups), len(self.dls.train)
-        self.locked = self._locked()
-        self.norms = {id(p) for p in norm_params(self.model)} if self.train_norms else set()
-        self.warmup_steps = max(1, self.steps_per_epoch // 10) if self.warmup is None else self.warmup
-        self.events = self.thaw_events(self.n_epoch * self.steps_per_epoch, self.steps_per_epoch)
-        self.lr_scale = self._lr_scale()
-        self.n_done, self.thawed_at, self.thaw_log = 0, {}, []
-        self._thaw_due(0)
+# %% ../nbs/04_schedule.ipynb #70df196f
+@patch
+def before_fit(self:GradualUnfreezing):
+    groups = self.opt.param_lists
+    self.n_groups, self.steps_per_epoch = len(groups), len(self.dls.train)
+    self.locked = self._locked()
+    self.norms = {id(p) for p in norm_params(self.model)} if self.train_norms else set()
+    self.warmup_steps = max(1, self.steps_per_epoch // 10) if self.warmup is None else self.warmup
+    self.events = self.thaw_events(self.n_epoch * self.steps_per_epoch, self.steps_per_epoch)
+    self.lr_scale = self._lr_scale()
+    self.n_done, self.thawed_at, self.thaw_log = 0, {}, []
+    self._thaw_due(0)
 
-    def _lr_scale(self) -> dict:
-        "Per group given a rate by a phase: the factor that brings the group's scheduled peak rate to that rate"
-        rates = {g: e.lr for e in self.events if e.lr is not None for g in e.groups}
-        if not rates: return {}
-        sched = next((cb.scheds['lr'] for cb in self.learn.cbs if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds), None)
-        if sched is None: peaks = np.array([h['lr'] for h in self.opt.hypers], dtype=float)
-        else: peaks = np.max([np.broadcast_to(np.asarray(sched(pos), dtype=float), (self.n_groups,)) for pos in np.linspace(0, 1, 401)], 0)
-        return {g: rate / peaks[g] for g, rate in rates.items()}
+@patch
+def _lr_scale(self:GradualUnfreezing) -> dict:
+    "Per group given a rate by a phase: the factor that brings the group's scheduled peak rate to that rate"
+    rates = {g: e.lr for e in self.events if e.lr is not None for g in e.groups}
+    if not rates: return {}
+    sched = next((cb.scheds['lr'] for cb in self.learn.cbs if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds), None)
+    if sched is None: peaks = np.array([h['lr'] for h in self.opt.hypers], dtype=float)
+    else: peaks = np.max([np.broadcast_to(np.asarray(sched(pos), dtype=float), (self.n_groups,)) for pos in np.linspace(0, 1, 401)], 0)
+    return {g: rate / peaks[g] for g, rate in rates.items()}
 
-    @property
-    def step(self) -> int: return self.epoch * self.steps_per_epoch + self.iter
+@patch(as_prop=True)
+def step(self:GradualUnfreezing) -> int: return self.epoch * self.steps_per_epoch + self.iter
 
-    def _apply(self):
-        "Set `requires_grad` of every parameter from the thaws done so far, the norm policy and the locked set"
-        thawed = frozenset().union(*(e.params for e in self.events[:self.n_done]))
-        for ps in self.opt.param_lists:
-            for p in ps: p.requires_grad_(id(p) not in self.locked and (id(p) in thawed or id(p) in self.norms))
+@patch
+def _apply(self:GradualUnfreezing):
+    "Set `requires_grad` of every parameter from the thaws done so far, the norm policy and the locked set"
+    thawed = frozenset().union(*(e.params for e in self.events[:self.n_done]))
+    for ps in self.opt.param_lists:
+        for p in ps: p.requires_grad_(id(p) not in self.locked and (id(p) in thawed or id(p) in self.norms))
 
-    def _thaw_due(self, step:int):
-        "Apply every thaw whose step has come; a group thawed after the start warms up from this step"
-        due = sum(e.step <= step for e in self.events)
-        if due == self.n_done: return
-        for e in self.events[self.n_done:due]:
-            if e.step > 0:
-                for g in e.groups: self.thawed_at.setdefault(g, step)
-            self.thaw_log.append(dict(label=e.label, asked_step=e.step, step=step, groups=list(e.groups), params=len(e.params)))
-        self.n_done = due
-        if self.clear_state and step > 0: self.opt.clear_state()
-        self._apply()
+@patch
+def _thaw_due(self:GradualUnfreezing, step:int):
+    "Apply every thaw whose step has come; a group thawed after the start warms up from this step"
+    due = sum(e.step <= step for e in self.events)
+    if due == self.n_done: return
+    for e in self.events[self.n_done:due]:
+        if e.step > 0:
+            for g in e.groups: self.thawed_at.setdefault(g, step)
+        self.thaw_log.append(dict(label=e.label, asked_step=e.step, step=step, groups=list(e.groups), params=len(e.params)))
+    self.n_done = due
+    if self.clear_state and step > 0: self.opt.clear_state()
+    self._apply()
 
-    def before_batch(self):
-        if self.training: self._thaw_due(self.step)
+# %% ../nbs/04_schedule.ipynb #60693e10
+@patch
+def before_batch(self:GradualUnfreezing):
+    if self.training: self._thaw_due(self.step)
 
-    def before_step(self):
-        # scale only the groups still warming up or given their own rate: on most steps, nothing to do
-        factors = dict(self.lr_scale)
-        for g, t in self.thawed_at.items():
-            w = warmup_factor(self.step, t, self.warmup_steps)
-            if w < 1: factors[g] = factors.get(g, 1.0) * w
-        self._scheduled = [h['lr'] for h in self.opt.hypers] if factors else None
-        if not factors: return
-        # through `set_hyper`, which works for fastai's optimizers and for PyTorch ones in an `OptimWrapper`
-        self.opt.set_hyper('lr', [lr * factors.get(i, 1.0) for i, lr in enumerate(self._scheduled)])
+@patch
+def before_step(self:GradualUnfreezing):
+    # scale only the groups still warming up or given their own rate: on most steps, nothing to do
+    factors = dict(self.lr_scale)
+    for g, t in self.thawed_at.items():
+        w = warmup_factor(self.step, t, self.warmup_steps)
+        if w < 1: factors[g] = factors.get(g, 1.0) * w
+    self._scheduled = [h['lr'] for h in self.opt.hypers] if factors else None
+    if not factors: return
+    # through `set_hyper`, which works for fastai's optimizers and for PyTorch ones in an `OptimWrapper`
+    self.opt.set_hyper('lr', [lr * factors.get(i, 1.0) for i, lr in enumerate(self._scheduled)])
 
-    def after_step(self):
-        if self._scheduled is not None: self.opt.set_hyper('lr', self._scheduled)
+@patch
+def after_step(self:GradualUnfreezing):
+    if self._scheduled is not None: self.opt.set_hyper('lr', self._scheduled)
 
-    def after_resume(self):
-        "A checkpoint restored `n_done`: freeze and thaw to match"
-        self._apply()
+@patch
+def after_resume(self:GradualUnfreezing):
+    "A checkpoint restored `n_done`: freeze and thaw to match"
+    self._apply()
 
-    def after_fit(self):
-        "Leave the model fully trainable (but for locked parameters), as after a normal fit"
-        self.n_done = len(self.events)
-        for ps in self.opt.param_lists:
-            for p in ps: p.requires_grad_(id(p) not in self.locked)
+@patch
+def after_fit(self:GradualUnfreezing):
+    "Leave the model fully trainable (but for locked parameters), as after a normal fit"
+    self.n_done = len(self.events)
+    for ps in self.opt.param_lists:
+        for p in ps: p.requires_grad_(id(p) not in self.locked)
 
 # %% ../nbs/04_schedule.ipynb #cce4c740
 class ScheduleRecorder(Callback):

@@ -23,8 +23,8 @@ from fastcore.meta import delegates
 
 import ftbook
 from .core import ConfigError, DataError, ModelError, ResourceNotFoundError, resource_path
-from .data import AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, pad_ids, pin_memory_for, read_table, split_rows
-from .learner import SmoothLossOnDevice, _check_model_dir, _default_opt_func, _remember_hub_id, _use_mixed_precision
+from .data import AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, pad_ids, pin_memory_for, read_table, read_texts, split_rows
+from .learner import SCORED_BY_GENERATION, SmoothLossOnDevice, TaskFamily, _check_model_dir, _default_opt_func, _remember_hub_id, _use_mixed_precision, register_task
 from .splitter import layer_groups
 from .classify import _load_export
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
@@ -168,7 +168,7 @@ class Seq2SeqDataLoaders(DataLoaders):
         dls.text_col, dls.label_col, dls.task, dls.vocab = source_col, target_col, 'seq2seq', []
         return dls
 
-    def export_meta(self) -> dict:
+    def export_meta(self, learn=None) -> dict:
         "What `Learner.export_pretrained` writes into ftbook.json for this task"
         return dict(task='seq2seq', max_len=self.max_len, max_target_len=self.max_target_len or self.max_len,
                     source_col=self.text_col, target_col=self.label_col)
@@ -317,6 +317,7 @@ def generate_targets(self:Learner, sources, # a source text, or a list of them
     out = generate_targets(self.model.hf_model, self.dls.tokenizer, [sources] if one else list(sources), max_new_tokens, num_beams, bs, self.dls.max_len)
     return out[0] if one else out
 
+# %% ../nbs/06c_seq2seq.ipynb #820b66c8
 class Seq2SeqPredictor:
     "A fine-tuned seq2seq model and its tokenizer: `predict` generates, `evaluate` scores (BLEU, chrF)"
     def __init__(self, hf_model:nn.Module, tokenizer, max_len:int=128, max_new_tokens:int=32):
@@ -344,3 +345,48 @@ class Seq2SeqPredictor:
     def evaluate(self, sources:list, references:list, num_beams:int=1, **kwargs) -> dict:
         "BLEU, chrF and exact matches of the generated targets against `references` (see `generation_scores`)"
         return generation_scores(self.predict(list(sources), num_beams=num_beams), list(references), **kwargs)
+
+# %% ../nbs/06c_seq2seq.ipynb #33a8756f
+def _pairs_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
+    "Source and target texts, as `Seq2SeqDataLoaders`"
+    return Seq2SeqDataLoaders.from_source(data, load_tokenizer(model_dir), model_dir, text_col or 'source', label_col or 'target', group_col, **batching)
+
+def _pairs_final(learn, distributed:bool) -> dict:
+    "The targets the model writes itself (greedy) for the first validation sources: BLEU, chrF and exact matches (not under DDP)"
+    if distributed: return {}
+    rows = learn.dls.valid_df.head(SCORED_BY_GENERATION)
+    sources, refs = rows['source'].tolist(), rows['target'].tolist()
+    longest = max(len(ids) for ids in learn.dls.tokenizer(text_target=refs)['input_ids'])
+    scores = generation_scores(learn.generate_targets(sources, max_new_tokens=longest + 2), refs)
+    scores['n_generated'] = scores.pop('n')
+    return scores
+
+def _pairs_scores_line(task:str, f:dict) -> str:
+    "A seq2seq model's headline scores: its generated targets' where there are some, then next-token accuracy and perplexity"
+    generated = (f"chrF {f['chrf']:.1f}, BLEU {f['bleu']:.1f}, exact {f['exact']:.3f} on {f['n_generated']} generated targets; "
+                 if 'n_generated' in f else '')
+    return generated + f"next-token accuracy {f['token_accuracy']:.4f}, perplexity {f['perplexity']:.2f}"
+
+def _pairs_predict(model_dir, texts:list, data, options:dict) -> list:
+    "ftbook-predict for a seq2seq model: its target for each source, or BLEU and chrF on a file of pairs"
+    text_col, label_col = options['text_col'], options['label_col']
+    if label_col is not None and ',' in label_col: raise ConfigError("Generated texts are scored against one column: pass one --label-col.")
+    model, refs = Seq2SeqPredictor.from_pretrained(model_dir), None
+    if data is not None:
+        if text_col == 'text' and 'text' not in read_table(data).columns: text_col = 'source'  # --text-col left at its default
+        file_texts, refs = read_texts(data, text_col, label_col)
+        texts = texts + file_texts
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts.")
+    out = model.predict(texts, num_beams=options['num_beams'], max_new_tokens=options['max_new_tokens'])
+    if refs is not None:
+        s = generation_scores(out, refs)
+        return [f"ChrF {s['chrf']:.1f}, BLEU {s['bleu']:.1f}, exact {s['exact']:.3f} on {s['n']} pairs."]
+    if options['json_lines']: return [json.dumps(dict(source=t, target=w)) for t, w in zip(texts, out)]
+    return [w.replace('\n', ' ') + '\t' + t.replace('\n', ' ') for t, w in zip(texts, out)]
+
+# %% ../nbs/06c_seq2seq.ipynb #7c6c40bc
+register_task(TaskFamily('seq2seq', ('seq2seq',), {'seq2seq': ('token_accuracy',)}, dataloaders=_pairs_data,
+                         learner=lambda dls, model, pretrained, mixed_precision: seq2seq_learner(dls, model, mixed_precision=mixed_precision),
+                         scores_line=_pairs_scores_line, predict=_pairs_predict, unit='pairs', final_scores=_pairs_final,
+                         recognises=lambda config: bool(getattr(config, 'is_encoder_decoder', False)), generative=True, column_names=('source', 'target'),
+                         needs_data="--task seq2seq needs pairs of texts: pass --data FILE with source and target columns (or --source-col/--target-col)."));

@@ -19,8 +19,9 @@ from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, ModelError
-from .data import AsyncDeviceCopy, DataWarning, load_tokenizer, read_table, split_rows
-from .classify import _load_export  # the export loader; importing classify also adds Learner.export_pretrained, which every task family's export uses
+from .data import AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, read_table, read_texts, split_rows
+from .learner import SCORED_BY_GENERATION, TaskFamily, register_task
+from .classify import _load_export  # the export loader (full weights, or LoRA adapters on their base)
 from .lm import CausalLM, lm_learner, smollm2_path
 
 # %% auto #0
@@ -182,7 +183,7 @@ class ChatDataLoaders(DataLoaders):
         dls.task, dls.vocab, dls.text_col, dls.label_col = 'sft', [], None, None  # what the command line's report reads
         return dls
 
-    def export_meta(self) -> dict:
+    def export_meta(self, learn=None) -> dict:
         "What `Learner.export_pretrained` writes into ftbook.json for this task"
         return dict(task='sft', max_len=self.max_len, pack=self.pack)
 
@@ -252,6 +253,7 @@ def answer_scores(answers:list, # generated answers
     return dict(exact=float(np.mean([a.strip() == str(r).strip() for a, r in zip(answers, references)])),
                 first_word=float(np.mean([first(a) == first(r) for a, r in zip(answers, references)])), n=len(answers))
 
+# %% ../nbs/06b_sft.ipynb #7fe2ae96
 class ChatPredictor:
     "An instruction-tuned chat model and its tokenizer: `predict` answers prompts, `evaluate` scores the answers"
     def __init__(self, hf_model:nn.Module, tokenizer, max_new_tokens:int=64):
@@ -276,3 +278,58 @@ class ChatPredictor:
     def evaluate(self, prompts:list, references:list, **kwargs) -> dict:
         "`answer_scores` of the answers to `prompts` against `references`"
         return answer_scores(self.predict(list(prompts), **kwargs), list(references))
+
+# %% ../nbs/06b_sft.ipynb #3cc26a70
+def _chat_data(data, model_dir, text_col, label_col, group_col, task, label_delim, valid_pct, seed, limit, bs, max_len):
+    "`ChatDataLoaders` (packed) of the conversations in `data`: a messages column, or prompt and completion columns"
+    table = read_table(data)
+    if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
+    if group_col is not None: _check_columns(table, {'group': group_col})
+    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
+    return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
+                                              valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
+
+def _chat_final(learn, distributed:bool) -> dict:
+    "The answers the model writes itself for the first validation conversations, scored (not under DDP: one process would answer for all)"
+    if distributed: return {}
+    convs = learn.dls.valid_convs[:SCORED_BY_GENERATION]
+    last = [max(i for i, turn in enumerate(c) if turn['role'] == 'assistant') for c in convs]  # each conversation's last answer
+    prompts, refs = [c[:i] for c, i in zip(convs, last)], [c[i]['content'] for c, i in zip(convs, last)]
+    longest = max(len(ids) for ids in learn.dls.tokenizer(refs, add_special_tokens=False)['input_ids'])
+    scores = answer_scores(learn.answer(prompts, max_new_tokens=longest + 2), refs)
+    scores['n_generated'] = scores.pop('n')
+    return scores
+
+def _chat_scores_line(task:str, f:dict) -> str:
+    "A chat model's headline scores: its own answers where they were generated, then next-token accuracy and perplexity"
+    generated = (f"exact answers {f['exact']:.3f} (first word right {f['first_word']:.3f}) on {f['n_generated']} generated; "
+                 if 'n_generated' in f else '')
+    return generated + f"next-token accuracy {f['answer_accuracy']:.4f}, perplexity {f['perplexity']:.2f}"
+
+# %% ../nbs/06b_sft.ipynb #9f2808af
+def _chat_predict(model_dir, texts:list, data, options:dict) -> list:
+    "ftbook-predict for a chat model: its answer to each prompt, or exact-answer scores on a file of prompts and answers"
+    if options['num_beams'] != 1: raise ConfigError("--num-beams is for seq2seq models; chat answers are greedy: drop it.")
+    text_col, label_col = options['text_col'], options['label_col']
+    if label_col is not None and ',' in label_col: raise ConfigError("Generated texts are scored against one column: pass one --label-col.")
+    model, refs = ChatPredictor.from_pretrained(model_dir), None
+    if data is not None:
+        if text_col == 'text' and 'text' not in read_table(data).columns: text_col = 'prompt'  # --text-col left at its default
+        file_texts, refs = read_texts(data, text_col, label_col)
+        texts = texts + file_texts
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts.")
+    answers = model.predict(texts, max_new_tokens=options['max_new_tokens'])
+    if refs is not None:
+        s = answer_scores(answers, refs)
+        return [f"Exact answers {s['exact']:.3f} (first word right {s['first_word']:.3f}) on {s['n']} prompts."]
+    if options['json_lines']: return [json.dumps(dict(prompt=t, answer=a)) for t, a in zip(texts, answers)]
+    return [a.replace('\n', ' ') + '\t' + t.replace('\n', ' ') for t, a in zip(texts, answers)]
+
+def _is_causal_lm(config) -> bool: return any(a.endswith('ForCausalLM') for a in (getattr(config, 'architectures', None) or []))
+
+# %% ../nbs/06b_sft.ipynb #0e055ed1
+register_task(TaskFamily('sft', ('sft',), {'sft': ('answer_accuracy',)}, dataloaders=_chat_data,
+                         learner=lambda dls, model, pretrained, mixed_precision: sft_learner(dls, model, mixed_precision=mixed_precision),
+                         scores_line=_chat_scores_line, predict=_chat_predict, unit='conversations', final_scores=_chat_final,
+                         recognises=_is_causal_lm, default_model=lambda: str(smollm2_path()), generative=True,
+                         needs_data="--task sft needs conversations: pass --data FILE (JSONL with a messages column, or prompt and completion columns)."));

@@ -77,6 +77,7 @@ def param_first_use(model:nn.Module, inputs:dict) -> dict:
     finally: model.train(was_training)
     return {ids[i]: t for i, t in mode.first.items()}
 
+# %% ../nbs/02_splitter.ipynb #4e0a642b
 def _sub_config(config, *names):
     for n in names:
         for c in (config, getattr(config, 'vision_config', None), getattr(config, 'encoder', None)):
@@ -231,6 +232,7 @@ def layer_groups(model:nn.Module, # any model with one or more stacks of repeate
     for pname, p in model.named_parameters(): groups[by_param[id(p)]].append(pname)
     return [(n, ps) for n, ps in zip(names, groups) if ps]
 
+# %% ../nbs/02_splitter.ipynb #5904f0b4
 def transformer_splitter(model:nn.Module, # the model the Learner trains
                          n_block_groups:int=None, # as in `layer_groups`
                         ) -> list:

@@ -24,7 +24,7 @@ from .core import ConfigError, DataError, ModelError, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, load_tokenizer, model_max_length, pad_ids, pin_memory_for,
                          read_table, resolve_model, split_rows)
 from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
-                            _from_pretrained_with_head, _remember_hub_id, _use_mixed_precision)
+                            _from_pretrained_with_head, _load_with_head, _remember_hub_id, _use_mixed_precision, TaskFamily, register_task)
 from .splitter import transformer_splitter
 from .classify import SequenceClassifier, _load_export
 
@@ -329,6 +329,7 @@ def tag_scores(true:list, # true tags, one list per sentence
                     entity_recall=float(recall_score(true, pred, zero_division=0)),
                     word_accuracy=float(sum(a == b for t, p in zip(true, pred) for a, b in zip(t, p)) / n) if n else 0.0)
 
+# %% ../nbs/03b_tag.ipynb #8e937191
 class TagTally:
     "The true and predicted tags of the labelled words of one validation pass, scored once however many metrics read them"
     def __init__(self, vocab:list): # the tags in output order
@@ -378,22 +379,9 @@ def load_tagging_model(model_path, # a local transformers model folder, or a Hub
                        pretrained:bool=True, # load the weights? (False: same architecture, random weights)
                       ) -> nn.Module:
     "An `AutoModelForTokenClassification` from `model_path` with a head for `labels`."
-    from transformers import AutoConfig, AutoModelForTokenClassification
-    path = _check_model_dir(model_path, trust_remote_code=trust_remote_code)
-    id2label = {i: str(l) for i, l in enumerate(labels)}
-    kw = dict(num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()}, trust_remote_code=trust_remote_code)
-    if pretrained: _check_safe_weights(path)
-    try:
-        if pretrained: model = _from_pretrained_with_head(AutoModelForTokenClassification, path, ignore_mismatched_sizes=True, use_safetensors=True, **kw)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                model = AutoModelForTokenClassification.from_config(AutoConfig.from_pretrained(path, **kw), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"Cannot load a token-classification model from {path} ({str(e).splitlines()[0][:200]}): pass a transformers "
-                         f"model folder of an architecture with a token-classification head (BERT, RoBERTa, DeBERTa, Llama...).") from e
-    _remember_hub_id(model, model_path)
-    return model
+    from transformers import AutoModelForTokenClassification
+    return _load_with_head(AutoModelForTokenClassification, model_path, labels, trust_remote_code, pretrained, 'a token-classification model',
+                           'pass a transformers model folder of an architecture with a token-classification head (BERT, RoBERTa, DeBERTa, Llama...).')
 
 @delegates(Learner.__init__, but=['dls', 'model', 'loss_func', 'splitter'])
 def tagger_learner(dls:TokenClassificationDataLoaders, # data from `TokenClassificationDataLoaders.from_source`
@@ -460,39 +448,94 @@ class TokenTagger:
         finally: model.train(was_training)
         return out
 
-    def tag(self, words:list, # lists of words
-            bs:int=64) -> list:
-        "The tag of every word (`O` for words past `max_len`)"
-        return [[self.labels[k] for k in p.argmax(1)] + ['O'] * (len(w) - len(p)) for w, p in zip(words, self.word_probs(words, bs))]
-
-    def predict(self, texts, # a text or a list of texts
-                bs:int=64) -> list:
-        "Per text, its labelled spans: dicts with `label`, `start`, `end` (character offsets, end exclusive), `text` and `score`"
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not all(isinstance(t, str) for t in texts): raise DataError("Every text to tag must be a string: drop or fill missing texts first.")
-        from seqeval.metrics.sequence_labeling import get_entities
-        offsets = [word_offsets(self.tokenizer, t) for t in texts]
-        probs = self.word_probs([[t[s:e] for s, e in o] for t, o in zip(texts, offsets)], bs)
-        result = []
-        for text, o, p in zip(texts, offsets, probs):
-            tags = [self.labels[k] for k in p.argmax(1)] + ['O'] * (len(o) - len(p))
-            spans = []
-            for label, a, b in get_entities(_entity_tags(tags, self.iob)):
-                start, end = o[a][0], o[b][1]
-                spans.append(dict(label=label, start=int(start), end=int(end), text=text[start:end], score=float(p[a:b + 1].max(1).mean())))
-            result.append(spans)
-        return result
-
-    def evaluate(self, words:list, # lists of held-out words
-                 tags:list, # their true tags
-                 bs:int=64) -> dict:
-        "`tag_scores` of the model on `words`, with the number of sentences `n` (words past `max_len` count as tagged O)"
-        unknown = next((t for row in tags for t in row if t not in self.labels), None)
-        if unknown is not None: raise DataError(f"The tag {unknown!r} is not one the model knows ({', '.join(self.labels[:8])}): score it on data with its own tags.")
-        return dict(tag_scores(tags, self.tag(words, bs), self.iob), n=len(words))
 
 @patch
 def tag_texts(self:Learner, texts, # texts to tag
               bs:int=64) -> list:
     "Labelled spans of `texts` from the learner's current model (see `TokenTagger.predict`)"
     return TokenTagger(self.model.hf_model, self.dls.tokenizer, self.dls.max_len).predict(texts, bs=bs)
+
+# %% ../nbs/03b_tag.ipynb #da30eb75
+@patch
+def tag(self:TokenTagger, words:list, # lists of words
+        bs:int=64) -> list:
+    "The tag of every word (`O` for words past `max_len`)"
+    return [[self.labels[k] for k in p.argmax(1)] + ['O'] * (len(w) - len(p)) for w, p in zip(words, self.word_probs(words, bs))]
+
+@patch
+def predict(self:TokenTagger, texts, # a text or a list of texts
+            bs:int=64) -> list:
+    "Per text, its labelled spans: dicts with `label`, `start`, `end` (character offsets, end exclusive), `text` and `score`"
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not all(isinstance(t, str) for t in texts): raise DataError("Every text to tag must be a string: drop or fill missing texts first.")
+    from seqeval.metrics.sequence_labeling import get_entities
+    offsets = [word_offsets(self.tokenizer, t) for t in texts]
+    probs = self.word_probs([[t[s:e] for s, e in o] for t, o in zip(texts, offsets)], bs)
+    result = []
+    for text, o, p in zip(texts, offsets, probs):
+        tags = [self.labels[k] for k in p.argmax(1)] + ['O'] * (len(o) - len(p))
+        spans = []
+        for label, a, b in get_entities(_entity_tags(tags, self.iob)):
+            start, end = o[a][0], o[b][1]
+            spans.append(dict(label=label, start=int(start), end=int(end), text=text[start:end], score=float(p[a:b + 1].max(1).mean())))
+        result.append(spans)
+    return result
+
+@patch
+def evaluate(self:TokenTagger, words:list, # lists of held-out words
+             tags:list, # their true tags
+             bs:int=64) -> dict:
+    "`tag_scores` of the model on `words`, with the number of sentences `n` (words past `max_len` count as tagged O)"
+    unknown = next((t for row in tags for t in row if t not in self.labels), None)
+    if unknown is not None: raise DataError(f"The tag {unknown!r} is not one the model knows ({', '.join(self.labels[:8])}): score it on data with its own tags.")
+    return dict(tag_scores(tags, self.tag(words, bs), self.iob), n=len(words))
+
+# %% ../nbs/03b_tag.ipynb #fc711efc
+@patch
+def export_meta(self:TokenClassificationDataLoaders, learn=None) -> dict:
+    "What `Learner.export_pretrained` writes into ftbook.json for a tagger: the task, tag names, columns and sequence cap"
+    return dict(task=self.task, max_len=self.max_len, labels=list(self.vocab), text_col=self.text_col, label_col=self.label_col, label_delim=None)
+
+def _tag_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
+    "Words and tags (rows, texts with spans, or a CoNLL file), as `TokenClassificationDataLoaders`"
+    if label_delim is not None: raise ConfigError("--label-delim separates the labels of one text (multilabel); tags come one per word: drop it.")
+    if label_col is not None and not isinstance(label_col, str): raise ConfigError("--task tag reads one column of tags or spans: pass one --label-col.")
+    return TokenClassificationDataLoaders.from_source(read_tagged(data), model_dir, text_col, label_col, group_col, **batching)
+
+def _tag_claims(data, text_col, label_col) -> bool:
+    "Is this tagged data (a CoNLL file, or a label column of tag or span lists)?"
+    if data is None or (isinstance(label_col, (list, tuple)) and len(label_col) > 1): return False
+    table = read_tagged(data)
+    labels = [label_col] if isinstance(label_col, str) else list(label_col) if label_col else TAG_COLUMNS
+    return any(is_tagged(table, l, t) for l in labels for t in ([text_col] if text_col else ('tokens', 'words', 'text')))
+
+def _tag_scores_line(task:str, f:dict) -> str:
+    "A tagger's headline scores, as the commands print them"
+    return f"entity F1 {f['entity_f1']:.4f} (precision {f['entity_precision']:.4f}, recall {f['entity_recall']:.4f}), word accuracy {f['word_accuracy']:.4f}"
+
+# %% ../nbs/03b_tag.ipynb #8e317430
+def _tag_predict(model_dir, texts:list, data, options:dict) -> list:
+    "ftbook-predict for a tagger: the labelled spans of each text, or the entity scores on a tagged file"
+    if options['num_beams'] != 1 or options['max_new_tokens'] is not None:
+        raise ConfigError("--num-beams and --max-new-tokens are for models that generate text: drop them.")
+    tagger, text_col, label_col = TokenTagger.from_pretrained(model_dir), options['text_col'], options['label_col']
+    if data is not None:
+        table = read_tagged(data)
+        if label_col is not None:
+            if not isinstance(label_col, str) or ',' in label_col: raise ConfigError("A tagger is scored on one column of tags or spans: pass one --label-col.")
+            rows = tagged_rows(table, text_col, label_col, tagger.tokenizer)
+            scores = tagger.evaluate(rows['words'].tolist(), rows['tags'].tolist())
+            line = _tag_scores_line('tag', scores)
+            return [f"{line[0].upper()}{line[1:]} on {scores['n']} sentences."]
+        _check_columns(table, {'text': text_col})
+        texts = texts + [' '.join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in table[text_col]]
+    if not texts: raise ConfigError(f"{data} has no rows: pass a file with texts to tag.")
+    if options['json_lines']: return [json.dumps(dict(text=text, spans=spans)) for text, spans in zip(texts, tagger.predict(texts))]
+    return ['  '.join(f"[{s['text']}]{s['label']}" for s in spans) + '\t' + text if spans else '-\t' + text
+            for text, spans in zip(texts, tagger.predict(texts))]
+
+# %% ../nbs/03b_tag.ipynb #dfbcc9d4
+register_task(TaskFamily('tag', ('tag',), {'tag': TAG_METRICS}, dataloaders=_tag_data,
+                         learner=lambda dls, model, pretrained, mixed_precision: tagger_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
+                         scores_line=_tag_scores_line, predict=_tag_predict, unit='sentences', claims=_tag_claims, recognises=_is_token_classifier,
+                         needs_data="--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file)."));

@@ -26,3 +26,28 @@ def test_notebooks_are_clean(tmp_path):
 def test_readme_is_rendered_from_index():
     res = subprocess.run([sys.executable, str(ROOT/'tools'/'render_readme.py'), '--check'])
     assert res.returncode == 0, 'README.md is out of date with nbs/index.ipynb: run `make readme`'
+
+def test_export_cells_are_readable():
+    "A notebook reads one piece at a time: no export cell much over 60 lines (the house rule; a long function or class is split with @patch)"
+    import json
+    long = []
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for cell in json.loads(nb.read_text())['cells']:
+            src = ''.join(cell['source'])
+            if cell['cell_type'] == 'code' and src.startswith('#| export') and src.count('\n') + 1 > 72:
+                long.append(f"{nb.name} {cell.get('id')} ({src.count(chr(10)) + 1} lines)")
+    assert not long, f'export cells to split: {long}'
+
+def test_the_commands_do_not_branch_on_tasks():
+    "finetune and the commands look task families up in the task table; no task's name appears in their code"
+    import ast, re
+    from ftbook import cli
+    tree = ast.parse(Path(cli.__file__).read_text())
+    names = ('finetune', 'ftbook_finetune', 'ftbook_predict', '_task_data', '_make_learner', '_final_scores', '_export_task', '_summary',
+             '_command_settings', '_family_columns', '_train', '_report', '_callbacks')
+    found = {n.name: ast.get_source_segment(Path(cli.__file__).read_text(), n) for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in names}
+    assert set(found) == set(names), set(names) - set(found)
+    for name, code in found.items():
+        body = code.split('"', 2)[-1] if code.count('"') >= 2 else code  # past the docstring
+        hits = re.findall(r"'(classify|multilabel|regression|tag|seq2seq|sft)'", body)
+        assert not hits, (name, hits)
