@@ -18,6 +18,7 @@ from fastai.callback.core import Callback
 from fastai.callback.training import GradientAccumulation
 from fastai.learner import Recorder
 from fastai.torch_core import set_seed
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 
 from .core import ConfigError, DataError, FtbookError, atomic_write_text, resource_path, rotten_tomatoes
@@ -124,6 +125,7 @@ def _resume_settings(resume, given:dict) -> tuple:
     return replace(resumed_settings(saved, given), checkpoints=root), root, folder
 
 # %% ../nbs/09_cli.ipynb #daa3cadf
+@delegates(RunSettings)  # every field of `RunSettings` is a keyword of `finetune`
 def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: the bundled Rotten Tomatoes task)
              settings:RunSettings=None, # the run's settings (default: `RunSettings()`); keyword arguments override them
              resume=None, # continue the run whose checkpoints are in this folder (its settings are reused)
@@ -164,6 +166,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     try: return _train(dls, s, model, adapted, adaptation, folder, progress, start)
     finally:
         if adapted is not None: shutil.rmtree(adapted, ignore_errors=True)
+finetune.__delwrap__ = RunSettings  # the fields' comments document those keywords (fastcore's docments reads a dataclass's source)
 
 # %% ../nbs/09_cli.ipynb #b610be72
 def _make_learner(dls, s:RunSettings, model, adapted=None):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #766f5e7b
 from __future__ import annotations
-import json, sys, time, warnings
+import json, random, sys, time, warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -182,7 +182,9 @@ def enable_gradient_checkpointing(learn:Learner) -> Learner:
     hf_model = getattr(learn.model, 'hf_model', learn.model)
     if not getattr(hf_model, 'supports_gradient_checkpointing', False):
         raise ConfigError(f"{type(hf_model).__name__} does not support gradient checkpointing: drop --grad-checkpointing.")
-    hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+    if hasattr(hf_model, 'activation_checkpointing_enable'):  # transformers >= 5.x names it so; the older name is deprecated
+        hf_model.activation_checkpointing_enable(activation_checkpointing_kwargs={'use_reentrant': False})
+    else: hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
     return learn
 
 def _default_opt_func(dls):
@@ -270,6 +272,15 @@ class ThrottledProgressCallback(ProgressCallback):
             self.pbar.comment, self._shown = f'{self.smooth_loss.item():.4f}', now
 
 # %% ../nbs/03_learner.ipynb #5fdb6dc3
+def _rng_states() -> tuple:
+    "The random generators' states: Python's, NumPy's, torch's on the CPU and on every GPU"
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+def _set_rng_states(states:tuple):
+    "Put back what `_rng_states` returned"
+    random.setstate(states[0]); np.random.set_state(states[1]); torch.set_rng_state(states[2])
+    if states[3] is not None: torch.cuda.set_rng_state_all(states[3])
+
 class EvaluateEvery(Callback):
     "Validate every `every` optimizer steps too (as Trainer's `eval_steps`); each result, with its step, in `learn.evaluations`"
     order = 60  # after the Recorder (50), the Checkpointer and the guards: it reads the model the step left
@@ -289,9 +300,11 @@ class EvaluateEvery(Callback):
     def after_batch(self):
         if not (self.training and self._due): return
         self._due = False
+        rng = _rng_states()  # iterating the validation set draws random numbers: training must go on as without the evaluation
         evaluator = Learner(self.dls, self.model, loss_func=self.loss_func, metrics=self.learn.metrics)
         with evaluator.no_bar(), evaluator.no_logging(): values = evaluator.validate()
         self.model.train()  # the evaluator left it in eval mode
+        _set_rng_states(rng)
         names = ['valid_loss'] + [m.name for m in self.learn.metrics]
         self.log.append(dict(step=self.n_steps, epoch=int(self.epoch), **{n: float(v) for n, v in zip(names, values)}))
 

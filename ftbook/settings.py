@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
+from fastcore.basics import patch
 from fastcore.docments import docments
 
 from .core import ConfigError, DataError
@@ -193,13 +194,13 @@ def _check_paths(s:RunSettings, resuming:bool=False):
         raise DataError(f"Unlabelled-text file {s.unlabelled} does not exist: check the path.")
 
 # %% ../nbs/08a_settings.ipynb #c7b7d3ca
-@property
-def _recipe(self:RunSettings) -> dict:
+@patch(as_prop=True)
+def recipe(self:RunSettings) -> dict:
     "What the strategy does (see `strategy_settings`)"
     return strategy_settings(self.strategy, self.decay)
-RunSettings.recipe = _recipe
 
-def _check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled texts are not read again
+@patch
+def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled texts are not read again
            where:str='', # where the settings came from, for the messages (e.g. ' in run.yaml')
           ) -> RunSettings:
     "The settings checked, with the recipe's learning rate and the schedule's phases filled in; raises `ConfigError` (or `DataError`) with one sentence"
@@ -208,7 +209,6 @@ def _check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelle
     _check_numbers(self); _check_task(self); _check_recipe(self); _check_paths(self, resuming)
     phases = None if self.schedule is None else [{k: v for k, v in p.__dict__.items() if v is not None} for p in read_phases(self.schedule)]
     return replace(self, lr=self.recipe['default_lr'] if self.lr is None else self.lr, schedule=phases)
-RunSettings.check = _check
 
 # %% ../nbs/08a_settings.ipynb #5e23c0de
 def _data_setting(data):
@@ -223,21 +223,22 @@ def _plain(value):
     if isinstance(value, tuple): return list(value)
     return value
 
-def _to_dict(self:RunSettings) -> dict:
+@patch
+def to_dict(self:RunSettings) -> dict:
     "The settings as JSON-ready data, every field in order (data: its resolved path)"
     d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
     d['data'] = _data_setting(self.data)
     if self.unlabelled is not None and not isinstance(self.unlabelled, (str, Path)): d['unlabelled'] = '<in memory>'
     return d
-RunSettings.to_dict = _to_dict
 
-def _to_yaml(self:RunSettings) -> str:
+@patch
+def to_yaml(self:RunSettings) -> str:
     "The settings as a YAML file that `RunSettings.from_file` reads back: a starting file that reproduces the run"
     return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-RunSettings.to_yaml = _to_yaml
 
 # %% ../nbs/08a_settings.ipynb #e9497d00
-def _from_dict(cls, d:dict, # settings by field name (or flag name, with dashes)
+@patch(cls_method=True)
+def from_dict(cls:RunSettings, d:dict, # settings by field name (or flag name, with dashes)
                where:str='', # where they came from, for the messages
               ) -> RunSettings:
     "`RunSettings` from a dict, refusing unknown keys and values of the wrong type by name"
@@ -252,7 +253,6 @@ def _from_dict(cls, d:dict, # settings by field name (or flag name, with dashes)
     s = cls(**d)
     _check_types(s, where)
     return s
-RunSettings.from_dict = classmethod(_from_dict)
 
 def read_settings(path, # a .yaml/.yml or .json file of settings (YAML reads JSON too)
                  ) -> dict:
@@ -266,11 +266,11 @@ def read_settings(path, # a .yaml/.yml or .json file of settings (YAML reads JSO
     s = RunSettings.from_dict(d or {}, f' in {path.name}')
     return {k.replace('-', '_'): getattr(s, k.replace('-', '_')) for k in (d or {})}
 
-def _from_file(cls, path, # a .yaml/.yml or .json file of settings
+@patch(cls_method=True)
+def from_file(cls:RunSettings, path, # a .yaml/.yml or .json file of settings
               ) -> RunSettings:
     "`RunSettings` from a YAML or JSON file (see `read_settings`)"
     return cls(**read_settings(path))
-RunSettings.from_file = classmethod(_from_file)
 
 # %% ../nbs/08a_settings.ipynb #1e46da7c
 def resumed_settings(saved:RunSettings, # the settings of the run being resumed (its run.json)

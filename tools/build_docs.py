@@ -96,6 +96,15 @@ def _link_pages(md:str) -> str:
     "Links between notebooks point at their pages: `](x.ipynb)` becomes `](x.md)`, which MkDocs resolves and checks"
     return re.sub(r'\]\(([^)\s]+?)\.ipynb(#[^)]*)?\)', lambda m: f"]({m.group(1)}.md{m.group(2) or ''})", md)
 
+def _link_source(md:str) -> str:
+    """nbdev's [source] links point at the repository named in settings.ini (nbdev 3 looks for it in pyproject's [project.urls], which
+    this project does not use, and otherwise writes a link relative to the site, which is broken); a line nbdev could not find is left out"""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT/'settings.ini')
+    repo = cfg['DEFAULT']['git_url'].rstrip('/')
+    return re.sub(r'\]\(/blob/([^)#\s]+)(#L\d+)?(?:#LNone)?\)', lambda m: f"]({repo}/blob/{m.group(1)}{m.group(2) or ''})", md)
+
 def _title(md:str, fallback:str) -> str:
     m = re.search(r'^# (.+)$', md, re.M)
     return m.group(1).strip().replace('`', '') if m else fallback
@@ -156,7 +165,7 @@ def build(out=ROOT/'_docs'):
     for sec, name in sidebar():
         page = name.replace('.ipynb', '.md')
         (pages/page).parent.mkdir(parents=True, exist_ok=True)
-        md = _link_pages(notebook_to_markdown(work/name, (pages/page).parent))
+        md = _link_source(_link_pages(notebook_to_markdown(work/name, (pages/page).parent)))
         (pages/page).write_text(md, encoding='utf-8')
         if sec != section and sec is not None: nav.append(f"  - {json.dumps(sec)}:")
         section = sec
