@@ -219,7 +219,8 @@ def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool
     if adaptation is not None: result['adaptation'] = adaptation
     if distributed: result['distributed'] = distributed
     if rank_distrib() == 0:  # one process writes; the others hold the same weights
-        if s.out is not None: learn.export_pretrained(s.out, merge=s.merge)
+        # the export records the scores of the weights it holds (early stopping may have put an earlier epoch's back)
+        if s.out is not None: learn.export_pretrained(s.out, merge=s.merge, metrics={n: final[n] for n in learn.recorder.metric_names[2:-1] if n in final})
         if s.report is not None: atomic_write_text(s.report, json.dumps(result, indent=2))
     return learn, result
 

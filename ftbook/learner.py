@@ -364,12 +364,13 @@ def _model_to_save(hf_model, merge:bool):
 def export_pretrained(self:Learner, path, # folder to write
                       replace:bool=True, # replace an existing folder at `path` (only once the new one is complete)
                       merge:bool=True, # for a LoRA model: merge the adapters into plain weights (False: save the adapters alone)
+                      metrics:dict=None, # the scores to record (default: the last validation's loss and metrics)
                      ) -> Path:
     "Save the fine-tuned model, its tokenizer and ftbook.json (what `dls.export_meta(learn)` says the task's predictor needs, and the last metrics) to `path`"
     names = list(getattr(self.recorder, 'metric_names', []))[2:-1]  # valid_loss and the metrics (none before the first fit)
     # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
     values = getattr(self.recorder, 'values', None)
-    metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
+    if metrics is None: metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
     meta = self.dls.export_meta(self) if hasattr(self.dls, 'export_meta') else dict(task=getattr(self.dls, 'task', None))
     hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)  # after export_meta, which may add to the config
     with atomic_dir(path, replace=replace) as tmp:

@@ -396,6 +396,8 @@ def test_early_stopping_exports_the_best_epoch(tmp_path):
     assert abs(report['final']['valid_loss'] - min(losses)) < 1e-6  # the final scores are the kept epoch's
     from ftbook.classify import TextClassifier
     assert TextClassifier.from_pretrained(tmp_path/'m').labels == ['fresh', 'rotten']
+    exported = json.loads((tmp_path/'m'/'ftbook.json').read_text())['metrics']
+    assert abs(exported['valid_loss'] - min(losses)) < 1e-6  # the export says what the weights it holds scored
 
 KNOB_BAD = {
     'precision on the CPU': (['--precision', 'bf16'], 'this run is on cpu: use auto or fp32'),
