@@ -67,9 +67,11 @@ def browser(tmp_path_factory):
 
 def _until(what, check, seconds, every=0.5):
     "Poll `check()` until it returns something truthy; fail naming `what` after `seconds`"
+    from selenium.common.exceptions import StaleElementReferenceException
     end = time.time() + seconds
     while time.time() < end:
-        got = check()
+        try: got = check()
+        except StaleElementReferenceException: got = None  # JupyterLab re-rendered what was being read: look again
         if got: return got
         time.sleep(every)
     raise AssertionError(f'timed out after {seconds} s waiting for {what}')
