@@ -401,21 +401,23 @@ class TextClassifier:
         finally: model.train(was_training)
         return out
 
-    def predict(self, texts, # the texts to classify
-                bs:int=64, # texts per forward pass
-               ) -> pd.DataFrame:
-        """One row per text, in input order, with `text` and: `label`, its `probability` and one probability column per class (classify);
-        `labels`, the tuple of labels at or above the threshold, and one probability column per label (multilabel); one column per target (regression)."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not all(isinstance(t, str) for t in texts): raise DataError("Every text to predict must be a string: drop or fill missing texts first.")
-        out = self.outputs(texts, bs)
-        columns = {l: out[:, i] for i, l in enumerate(self.labels)}
-        if self.task == 'regression': return pd.DataFrame({'text': texts, **columns})
-        if self.task == 'multilabel':
-            chosen = [tuple(l for l, p in zip(self.labels, row) if p >= self.threshold) for row in out]
-            return pd.DataFrame({'text': texts, 'labels': chosen, **columns})
-        best = out.argmax(1) if len(texts) else np.zeros(0, dtype=int)
-        return pd.DataFrame({'text': texts, 'label': [self.labels[i] for i in best], 'probability': out.max(1) if len(texts) else [], **columns})
+# %% ../nbs/03a_classify.ipynb #760400ea
+@patch
+def predict(self:TextClassifier, texts, # the texts to classify
+            bs:int=64, # texts per forward pass
+           ) -> pd.DataFrame:
+    """One row per text, in input order, with `text` and: `label`, its `probability` and one probability column per class (classify);
+    `labels`, the tuple of labels at or above the threshold, and one probability column per label (multilabel); one column per target (regression)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not all(isinstance(t, str) for t in texts): raise DataError("Every text to predict must be a string: drop or fill missing texts first.")
+    out = self.outputs(texts, bs)
+    columns = {l: out[:, i] for i, l in enumerate(self.labels)}
+    if self.task == 'regression': return pd.DataFrame({'text': texts, **columns})
+    if self.task == 'multilabel':
+        chosen = [tuple(l for l, p in zip(self.labels, row) if p >= self.threshold) for row in out]
+        return pd.DataFrame({'text': texts, 'labels': chosen, **columns})
+    best = out.argmax(1) if len(texts) else np.zeros(0, dtype=int)
+    return pd.DataFrame({'text': texts, 'label': [self.labels[i] for i in best], 'probability': out.max(1) if len(texts) else [], **columns})
 
 # %% ../nbs/03a_classify.ipynb #71d726a3
 def _unknown_labels(found:set, known:list):

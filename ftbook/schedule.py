@@ -165,6 +165,7 @@ def _check_phase(i:int, raw) -> Phase:
         except (re.error, TypeError) as e: raise ConfigError(f"{name}'s pattern {pattern!r} is not a regular expression ({e}): fix it.") from None
     return p
 
+# %% ../nbs/04_schedule.ipynb #6411eb0b
 def read_phases(source, # a list of phases (dicts or `Phase`s), {'phases': [...]}, or a YAML/JSON file holding either
                ) -> list:
     "The phases of an explicit unfreezing schedule as `Phase`s, each checked on its own (`GradualUnfreezing` checks them against the model)."
