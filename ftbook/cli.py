@@ -188,14 +188,10 @@ def _callbacks(learn, s:RunSettings, folder, progress:bool) -> list:
     if s.patience is not None: cbs.append(EarlyStopping(monitor=s.monitor, patience=s.patience))
     if s.eval_every is not None: cbs.append(EvaluateEvery(s.eval_every))
     if s.checkpoints not in (None, False):
-        if rank_distrib() == 0: atomic_write_text(Path(s.checkpoints)/'run.json', json.dumps(_run_record(s), indent=1))
+        if rank_distrib() == 0: atomic_write_text(Path(s.checkpoints)/'run.json', json.dumps(s.to_dict(), indent=1))
         cbs.append(Checkpointer(s.checkpoints, monitor=s.monitor, every=s.save_every, resume=folder or False))
     if progress and rank_distrib() == 0: cbs.append(ThrottledProgressCallback())  # under `accelerate launch`, rank 0 speaks for all
     return cbs
-
-def _run_record(s:RunSettings) -> dict:
-    "The settings as run.json keeps them (every field; in-memory data and texts noted as such)"
-    return s.to_dict()
 
 # %% ../nbs/09_cli.ipynb #0bfcd179
 def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool, start:float):

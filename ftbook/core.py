@@ -14,7 +14,7 @@ import pandas as pd
 # %% auto #0
 __all__ = ['RESOURCES', 'GI_CATEGORIES', 'FtbookError', 'ResourceNotFoundError', 'DataError', 'ModelError', 'ConfigError',
            'Resource', 'resource_path', 'rotten_tomatoes', 'hamlet_text', 'whissell_affect', 'general_inquirer',
-           'atomic_dir', 'atomic_write_text', 'resolve_model', 'add_to_hub_cache']
+           'atomic_dir', 'atomic_write_text', 'resolve_model', 'add_to_hub_cache', 'read_yaml']
 
 # %% ../nbs/00_core.ipynb #cede8736
 class FtbookError(Exception):
@@ -219,3 +219,17 @@ def add_to_hub_cache(folder, # a model folder (config, weights, tokenizer files)
         except OSError: shutil.copy2(f, target)
     atomic_write_text(repo/'refs'/revision, commit)
     return snapshot
+
+# %% ../nbs/00_core.ipynb #d6c4a55d
+def read_yaml(path, # a .yaml/.yml or .json file
+              what:str='File', # what the file is, for the messages, e.g. 'Config file'
+              hint:str='check the path', # the fix for a missing file
+             ):
+    "The contents of a YAML or JSON file; `ConfigError` naming the file for a missing file or broken syntax"
+    import yaml
+    path = Path(path)
+    if not path.is_file(): raise ConfigError(f"{what} {path} does not exist: {hint}.")
+    try: return yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, 'problem_mark', None)
+        raise ConfigError(f"{what} {path} is not valid YAML or JSON{f' (line {mark.line + 1})' if mark else ''}: fix its syntax.") from None

@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastcore.basics import patch, store_attr
 from fastcore.foundation import L
 
-from .core import ConfigError, FtbookError
+from .core import ConfigError, FtbookError, read_yaml
 from .splitter import layer_groups
 
 # %% auto #0
@@ -169,14 +169,7 @@ def _check_phase(i:int, raw) -> Phase:
 def read_phases(source, # a list of phases (dicts or `Phase`s), {'phases': [...]}, or a YAML/JSON file holding either
                ) -> list:
     "The phases of an explicit unfreezing schedule as `Phase`s, each checked on its own (`GradualUnfreezing` checks them against the model)."
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file(): raise ConfigError(f"Schedule file {path} does not exist: check the path.")
-        import yaml  # YAML is a superset of JSON: one reader for both
-        try: source = yaml.safe_load(path.read_text(encoding='utf-8'))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            where = getattr(e, 'problem_mark', None)
-            raise ConfigError(f"Schedule file {path} is not valid YAML or JSON{f' (line {where.line + 1})' if where else ''}: fix its syntax.") from None
+    if isinstance(source, (str, Path)): source = read_yaml(source, 'Schedule file')  # YAML is a superset of JSON: one reader for both
     if isinstance(source, dict) and set(source) == {'phases'}: source = source['phases']
     if not isinstance(source, (list, tuple)) or not source:
         raise ConfigError("The schedule has no phases: give a list such as [{groups: [head]}, {groups: [-2, -3], epoch: 1}].")

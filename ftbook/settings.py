@@ -16,7 +16,7 @@ import yaml
 from fastcore.basics import patch
 from fastcore.docments import docments
 
-from .core import ConfigError, DataError
+from .core import ConfigError, DataError, read_yaml
 from .learner import PRECISIONS, TASK_FAMILIES, task_family
 import ftbook.classify, ftbook.tag, ftbook.sft, ftbook.seq2seq  # the task families: each registers itself in the task table
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, read_phases, strategy_settings
@@ -257,13 +257,8 @@ def from_dict(cls:RunSettings, d:dict, # settings by field name (or flag name, w
 def read_settings(path, # a .yaml/.yml or .json file of settings (YAML reads JSON too)
                  ) -> dict:
     "The settings a YAML or JSON file gives, by field name, checked (unknown keys, wrong types): only those the file names"
-    path = Path(path)
-    if not path.is_file(): raise ConfigError(f"Config file {path} does not exist: check the path (ftbook-finetune --print-config writes one).")
-    try: d = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        mark = getattr(e, 'problem_mark', None)
-        raise ConfigError(f"Config file {path} is not valid YAML or JSON{f' (line {mark.line + 1})' if mark else ''}: fix its syntax.") from None
-    s = RunSettings.from_dict(d or {}, f' in {path.name}')
+    d = read_yaml(path, 'Config file', 'check the path (ftbook-finetune --print-config writes one)')
+    s = RunSettings.from_dict(d or {}, f' in {Path(path).name}')
     return {k.replace('-', '_'): getattr(s, k.replace('-', '_')) for k in (d or {})}
 
 @patch(cls_method=True)
