@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data docs-assets grid readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data docs-assets grid readme docs clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,7 @@ $(STAMP): settings.ini setup.py pyproject.toml
 finetune: setup
 	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
 
-test: setup seq2seq-data docs-assets
+test: setup seq2seq-data qa-data docs-assets
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 # the book in JupyterLab: the project's environment (JupyterLab and ipywidgets come with the dev tools of setup) and a kernel
@@ -43,11 +43,11 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 $(LAB_STAMP): $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name ftbook --display-name "Python (ftbook)"
 	touch $@
-lab: $(LAB_STAMP) seq2seq-data
+lab: $(LAB_STAMP) seq2seq-data qa-data
 	$(BIN)/jupyter lab --notebook-dir=nbs $(LAB_ROOT) $(LAB_FLAGS)
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
-test-slow: setup seq2seq-data docs-assets
+test-slow: setup seq2seq-data qa-data docs-assets
 	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 export: setup
@@ -70,6 +70,20 @@ $(FREEDICT)/freedict-eng-fra.index:
 	mkdir -p .cache/freedict
 	cd .cache && { apt-get download dict-freedict-eng-fra || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download dict-freedict-eng-fra; }; }
 	dpkg-deb -x .cache/dict-freedict-eng-fra_*.deb .cache/freedict
+	test -f $@
+
+# Real SQuAD v1.1 questions (five, on Notre Dame, from SQuAD's dev set; CC BY-SA 4.0) and SQuAD's official v1.1 evaluation script, as
+# AllenNLP 0.9.0 ships them in its wheel's test fixtures (Apache-2.0): the wheel downloaded from PyPI without its dependencies, two
+# files unpacked, nothing installed or imported (the question-answering notebook, 06d_qa, reads them)
+QA_DATA := .cache/qa
+export FTBOOK_QA_DATA := $(CURDIR)/$(QA_DATA)
+QA_FILES := allennlp/tests/fixtures/data/squad.json allennlp/tools/squad_eval.py
+qa-data: $(QA_DATA)/allennlp/tests/fixtures/data/squad.json
+$(QA_DATA)/allennlp/tests/fixtures/data/squad.json: | $(STAMP)
+	mkdir -p $(QA_DATA)
+	$(BIN)/pip download --quiet --no-deps allennlp==0.9.0 -d $(QA_DATA)
+	$(BIN)/python -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(f, sys.argv[2]) for f in sys.argv[3:]]" \
+		$(QA_DATA)/allennlp-0.9.0-py3-none-any.whl $(QA_DATA) $(QA_FILES)
 	test -f $@
 
 # KaTeX, which renders the docs site's math in the reader's browser with no network: Debian's libjs-katex and fonts-katex,

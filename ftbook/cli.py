@@ -295,6 +295,9 @@ _FINETUNE_HELP = """Fine-tune a transformers text classifier with fastai and sav
     model (T5, BART, Marian), or, by default, an encoder-decoder warm-started from the bundled MiniLM; scored by generation (BLEU, chrF).
     --task sft instruction-tunes a chat model (default: the bundled SmolLM2-135M-Instruct) on JSONL conversations (a messages
     column of {role, content} turns, or prompt and completion columns): the loss on the answers only, examples packed.
+    --task qa trains extractive question answering on a SQuAD JSON file (v1.1, or v2.0 with unanswerable questions) or a table of
+    question, context and answer columns: long contexts in overlapping windows, scored by SQuAD's exact match and F1; a v2 run
+    chooses its no-answer threshold on validation. ftbook-predict MODEL "question" --context "passage" answers.
 Settings come from flags, from --config FILE (YAML or JSON, flags override it), or both; --print-config prints them as a file."""
 
 def finetune_parser() -> argparse.ArgumentParser:
@@ -388,15 +391,20 @@ def ftbook_predict(
     label_delim:str=None, # multilabel truth in one column: the separator of its labels (default: the one the model was trained with, else |)
     num_beams:int=1, # seq2seq: beam search with this many beams (1: greedy)
     max_new_tokens:int=None, # seq2seq and chat models: longest text to generate in tokens (default: 32 for seq2seq, 64 for answers)
+    context:str=None, # question answering: the passage the questions (the texts) are answered from
 ):
-    "Predict with a fine-tuned model, one line per text (label and probability; labels found; numbers; or a tagger's labelled spans), or score it on a labelled file."
+    "Predict with a fine-tuned model, one line per text (label and probability; labels found; numbers; a tagger's labelled spans; an answer from --context), or score it on a labelled file."
     with _cli_errors('ftbook-predict'):
         if label_col is not None and (data is None or texts):
             raise ConfigError("--label-col scores the model on a labelled file: pass --data FILE and no other texts.")
         if data is None and not texts: raise ConfigError("No texts given: pass the texts to predict after the model folder, or --data FILE.")
         options = dict(text_col=text_col, label_col=label_col, label_delim=label_delim, json_lines=json_lines, num_beams=num_beams,
-                       max_new_tokens=max_new_tokens)
-        for line in task_family(_export_task(model_dir)).predict(model_dir, list(texts), data, options): print(line)
+                       max_new_tokens=max_new_tokens, context=context)
+        family = task_family(_export_task(model_dir))
+        for name in ('context',):  # options one family reads: refused for the others
+            if options[name] is not None and name not in family.predict_options:
+                raise ConfigError(f"--{name} is for question-answering models; {model_dir} is a {family.name} model: drop it.")
+        for line in family.predict(model_dir, list(texts), data, options): print(line)
 
 def _export_task(model_dir) -> str:
     "The task of the model in `model_dir`: as ftbook's export says, else the first family that recognises its config, else classification"

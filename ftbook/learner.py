@@ -329,6 +329,7 @@ class TaskFamily:
     needs_data:str=None # the sentence refusing a run without --data (None: the bundled reviews will do)
     generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
     column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
+    predict_options:tuple=() # the options of ftbook-predict only this family reads (question answering: context)
 
 # %% ../nbs/03_learner.ipynb #394c5dd1
 TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)

@@ -21,6 +21,7 @@ def _task_type(hf_model:nn.Module):
     if name.endswith('ForSequenceClassification'): return 'SEQ_CLS'
     if name.endswith('ForCausalLM'): return 'CAUSAL_LM'
     if name.endswith('ForTokenClassification'): return 'TOKEN_CLS'
+    if name.endswith('ForQuestionAnswering'): return 'QUESTION_ANS'  # peft then trains the span head (qa_outputs) in full
     if getattr(getattr(hf_model, 'config', None), 'is_encoder_decoder', False): return 'SEQ_2_SEQ_LM'  # T5, BART, EncoderDecoderModel
     return None
 
@@ -55,8 +56,9 @@ def lora_model(hf_model:nn.Module, # a transformers model
                           "decoder's cross-attention): train it with full, discr or gradual instead.")
     _check_targets(hf_model, target_modules)
     task_type = _task_type(hf_model)
-    # peft's 'all-linear' leaves a sequence classifier's head to modules_to_save, not a token classifier's: exclude it the same way
-    exclude = [n for n in ('classifier', 'score') if hasattr(hf_model, n)] if task_type == 'TOKEN_CLS' and target_modules == 'all-linear' else None
+    # peft's 'all-linear' leaves a sequence classifier's head to modules_to_save, not a token classifier's or a span head: exclude them the same way
+    heads = ('classifier', 'score', 'qa_outputs')
+    exclude = [n for n in heads if hasattr(hf_model, n)] if task_type in ('TOKEN_CLS', 'QUESTION_ANS') and target_modules == 'all-linear' else None
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
                         modules_to_save=modules_to_save, task_type=task_type, exclude_modules=exclude)
     return get_peft_model(hf_model, config)

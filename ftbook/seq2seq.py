@@ -72,7 +72,7 @@ def freedict_folder(folder=None) -> Path:
 def freedict_pairs(pair:str='eng-fra', # the dictionary's languages, as in the Debian package dict-freedict-<pair>
                    folder=None, # folder of its .index and .dict.dz files (default: see `freedict_folder`)
                   ) -> pd.DataFrame:
-    "A FreeDict dictionary as pairs: `source` (the headword), `target` (its first translation) and `translations` (all of them)"
+    "A FreeDict dictionary as pairs: `source` (the headword), `target` (its first translation) and `translations` (all of them), and `entry`, the entry's text as the dictionary writes it"
     folder = freedict_folder(folder)
     index, data = folder/f'freedict-{pair}.index', folder/f'freedict-{pair}.dict.dz'
     if not index.exists() or not data.exists():
@@ -83,9 +83,10 @@ def freedict_pairs(pair:str='eng-fra', # the dictionary's languages, as in the D
         word, offset, length = line.split('\t')[:3]
         if word.startswith('00database'): continue  # the dictionary's own metadata
         start = _dictd_number(offset)
-        head, *senses = text[start:start + _dictd_number(length)].decode('utf-8').strip().split('\n')
+        entry = text[start:start + _dictd_number(length)].decode('utf-8')
+        head, *senses = entry.strip().split('\n')
         options = [t.strip() for s in senses for t in re.sub(r'^\d+\.\s*', '', s).split(',') if t.strip()]
-        if options: rows.append(dict(source=head.split(' /')[0].strip(), target=options[0], translations=options))
+        if options: rows.append(dict(source=head.split(' /')[0].strip(), target=options[0], translations=options, entry=entry.strip()))
     return pd.DataFrame(rows)
 
 # %% ../nbs/06c_seq2seq.ipynb #eda12446

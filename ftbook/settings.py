@@ -18,7 +18,7 @@ from fastcore.docments import docments
 
 from .core import ConfigError, DataError, read_yaml
 from .learner import PRECISIONS, TASK_FAMILIES, task_family
-import ftbook.classify, ftbook.tag, ftbook.sft, ftbook.seq2seq  # the task families: each registers itself in the task table
+import ftbook.classify, ftbook.tag, ftbook.sft, ftbook.seq2seq, ftbook.qa  # the task families: each registers itself in the task table
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, read_phases, strategy_settings
 
 # %% ../nbs/08a_settings.ipynb #1c601975
