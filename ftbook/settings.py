@@ -213,7 +213,7 @@ def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled
 # %% ../nbs/08a_settings.ipynb #5e23c0de
 def _data_setting(data):
     "How a run records its data: a resolved path, None for the bundled task, or '<in memory>' (pass it again to resume)"
-    if data is None or data == '<in memory>': return data
+    if data is None or isinstance(data, str) and data == '<in memory>': return data  # a DataFrame is never compared with a string
     if isinstance(data, (str, Path)): return str(Path(data).resolve())
     return '<in memory>'
 
