@@ -65,7 +65,9 @@ ablation: setup
 # the Debian registry with apt-get (no root needed; if the package lists are missing, they are updated first) and unpacked here
 FREEDICT := .cache/freedict/usr/share/dictd
 export FTBOOK_FREEDICT := $(CURDIR)/$(FREEDICT)
-seq2seq-data: $(FREEDICT)/freedict-eng-fra.index
+SWORD := .cache/sword/usr/share/sword
+export FTBOOK_SWORD := $(CURDIR)/$(SWORD)
+seq2seq-data: $(FREEDICT)/freedict-eng-fra.index $(SWORD)/mods.d/spaRV1909eb.conf
 $(FREEDICT)/freedict-eng-fra.index:
 	mkdir -p .cache/freedict
 	cd .cache && { apt-get download dict-freedict-eng-fra || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download dict-freedict-eng-fra; }; }
@@ -84,6 +86,14 @@ $(QA_DATA)/allennlp/tests/fixtures/data/squad.json: | $(STAMP)
 	$(BIN)/pip download --quiet --no-deps allennlp==0.9.0 -d $(QA_DATA)
 	$(BIN)/python -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(f, sys.argv[2]) for f in sys.argv[3:]]" \
 		$(QA_DATA)/allennlp-0.9.0-py3-none-any.whl $(QA_DATA) $(QA_FILES)
+	test -f $@
+
+# Two Bibles verse by verse, the translation chapter's sentences: Debian's SWORD modules of the World English Bible (sword-text-web) and
+# the Reina-Valera 1909 (sword-text-sparv), both public domain, downloaded and unpacked like FreeDict (read with PyPI's pysword)
+$(SWORD)/mods.d/spaRV1909eb.conf:
+	mkdir -p .cache/sword
+	cd .cache && { apt-get download sword-text-web sword-text-sparv || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download sword-text-web sword-text-sparv; }; }
+	for deb in .cache/sword-text-web_*.deb .cache/sword-text-sparv_*.deb; do dpkg-deb -x $$deb .cache/sword; done
 	test -f $@
 
 # KaTeX, which renders the docs site's math in the reader's browser with no network: Debian's libjs-katex and fonts-katex,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_seq2seq.ipynb #9e8c5b1f
 from __future__ import annotations
-import gzip, json, os, re, warnings
+import gzip, html, json, os, re, warnings
 from functools import partial
 from pathlib import Path
 
@@ -30,10 +30,10 @@ from .classify import _load_export
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'seq2seq_pairs', 'freedict_folder', 'freedict_pairs', 'decoder_start_token', 'tokenize_pairs',
-           'Seq2SeqBatchDL', 'Seq2SeqDataLoaders', 'warm_start_seq2seq', 'load_seq2seq_model', 'Seq2SeqLM',
-           'seq2seq_splitter', 'token_accuracy', 'seq2seq_learner', 'generate_targets', 'generation_scores',
-           'Seq2SeqPredictor']
+__all__ = ['IGNORE_INDEX', 'seq2seq_pairs', 'freedict_folder', 'freedict_pairs', 'sword_folder', 'osis_text', 'bible_verses',
+           'bible_pairs', 'decoder_start_token', 'tokenize_pairs', 'Seq2SeqBatchDL', 'Seq2SeqDataLoaders',
+           'warm_start_seq2seq', 'load_seq2seq_model', 'Seq2SeqLM', 'seq2seq_splitter', 'token_accuracy',
+           'seq2seq_learner', 'generate_targets', 'generation_scores', 'Seq2SeqPredictor']
 
 # %% ../nbs/06c_seq2seq.ipynb #d1f6cbe3
 IGNORE_INDEX = -100  # the target of padding: no loss
@@ -88,6 +88,75 @@ def freedict_pairs(pair:str='eng-fra', # the dictionary's languages, as in the D
         options = [t.strip() for s in senses for t in re.sub(r'^\d+\.\s*', '', s).split(',') if t.strip()]
         if options: rows.append(dict(source=head.split(' /')[0].strip(), target=options[0], translations=options, entry=entry.strip()))
     return pd.DataFrame(rows)
+
+# %% ../nbs/06c_seq2seq.ipynb #35ef5e1a
+def sword_folder(folder=None) -> Path:
+    "Where SWORD Bible modules are: `folder`, else $FTBOOK_SWORD, /usr/share/sword, or this checkout's .cache/sword (`make seq2seq-data`)"
+    if folder is not None: return Path(folder)
+    candidates = [os.environ.get('FTBOOK_SWORD'), '/usr/share/sword', Path(ftbook.__file__).resolve().parent.parent/'.cache/sword/usr/share/sword']
+    return next((Path(c) for c in candidates if c and (Path(c)/'mods.d').is_dir()), Path('/usr/share/sword'))
+
+_DROPPED = re.compile(r'<(note|title)\b[^>]*?(?<!/)>.*?</\1>', re.S)  # footnotes, cross-references and headings: not the verse's text
+_TAG = re.compile(r'<[^>]+>')
+
+def osis_text(raw:str) -> str:
+    "A verse's plain text from its OSIS markup: notes and headings dropped, every tag removed (never the words between), entities decoded, spaces normalised"
+    text = _TAG.sub('', _DROPPED.sub(' ', raw))
+    return ' '.join(html.unescape(text).split())
+
+# %% ../nbs/06c_seq2seq.ipynb #29c5d86a
+def bible_verses(module:str, # a SWORD module's name, e.g. engWEB2015eb (World English Bible) or spaRV1909eb (Reina-Valera 1909)
+                 folder=None, # the SWORD library (default: see `sword_folder`)
+                 books:list=None, # read these books only, by their English names, e.g. ['Ruth', 'James'] (default: all)
+                ) -> pd.DataFrame:
+    "Every verse of a SWORD Bible module, read with pysword: `book`, `chapter`, `verse`, `text` (plain, see `osis_text`), in the module's own versification"
+    from pysword.modules import SwordModules
+    folder = sword_folder(folder)
+    if not any(p.stem.lower() == module.lower() for p in (folder/'mods.d').glob('*.conf')):
+        raise ResourceNotFoundError(f"The SWORD module {module} is not in {folder}: run `make seq2seq-data` (or apt-get install its sword-text package), or set FTBOOK_SWORD.")
+    library = SwordModules(str(folder))
+    library.parse_modules()
+    bible = library.get_bible_from_module(module)
+    rows, wanted = [], None if books is None else set(books)
+    for testament, books in bible.get_structure().get_books().items():
+        for book in books:
+            if wanted is not None and book.name not in wanted: continue
+            texts = iter(bible.get(books=[book.name], clean=False, join='\u0000').split('\u0000'))  # one read per book, verses in order
+            for chapter, n in enumerate(book.chapter_lengths, 1):
+                rows += [dict(testament=testament, book=book.name, chapter=chapter, verse=v, text=osis_text(next(texts))) for v in range(1, n + 1)]
+    return pd.DataFrame(rows)
+
+# %% ../nbs/06c_seq2seq.ipynb #809133e0
+def _shifted_chapters(pairs:pd.DataFrame) -> set:
+    "Chapters whose verse lengths match the other version's better one verse off than at the same number: numbered differently, so misaligned"
+    shifted = set()
+    for key, g in pairs.groupby(['book', 'chapter'], sort=False):
+        if len(g) < 4: continue
+        x, y = np.log(g['source'].str.len().to_numpy()), np.log(g['target'].str.len().to_numpy())
+        same = np.corrcoef(x, y)[0, 1]
+        if max(np.corrcoef(x[1:], y[:-1])[0, 1], np.corrcoef(x[:-1], y[1:])[0, 1]) > same: shifted.add(key)
+    return shifted
+
+def bible_pairs(source:str='engWEB2015eb', # the source module (default: the World English Bible, public domain)
+                target:str='spaRV1909eb', # the target module (default: the Reina-Valera 1909, public domain)
+                folder=None, # the SWORD library (default: see `sword_folder`)
+                max_ratio:float=2.0, # a pair whose texts' lengths differ by more than this factor is dropped as misaligned
+                books:list=None, # these books only (default: all)
+               ) -> pd.DataFrame:
+    "Verse pairs of two Bible versions: `book`, `chapter`, `verse`, `source`, `target`; what was dropped and why is counted in `.attrs['dropped']`"
+    src, tgt = bible_verses(source, folder, books), bible_verses(target, folder, books)
+    key = ['book', 'chapter', 'verse']
+    pairs = src.rename(columns={'text': 'source'}).merge(tgt[key + ['text']].rename(columns={'text': 'target'}), on=key, how='inner')
+    dropped = dict(numbered_in_one_version_only=len(src) + len(tgt) - 2 * len(pairs))
+    empty = (pairs['source'] == '') | (pairs['target'] == '')
+    dropped['empty_in_one_version'], pairs = int(empty.sum()), pairs[~empty]
+    shifted = pairs.set_index(['book', 'chapter']).index.isin(list(_shifted_chapters(pairs)))
+    dropped['in_chapters_numbered_differently'], pairs = int(shifted.sum()), pairs[~shifted]
+    ratio = pairs['target'].str.len() / pairs['source'].str.len()
+    off = (ratio > max_ratio) | (ratio < 1 / max_ratio)
+    dropped['lengths_too_different'], pairs = int(off.sum()), pairs[~off].reset_index(drop=True)
+    pairs.attrs['dropped'] = dropped
+    return pairs
 
 # %% ../nbs/06c_seq2seq.ipynb #eda12446
 def decoder_start_token(model, # a seq2seq model, or the folder or Hub id `load_seq2seq_model` takes
