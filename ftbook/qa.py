@@ -390,10 +390,10 @@ def dictionary_questions(entries:pd.DataFrame=None, # FreeDict entries as `freed
             rows.append(dict(context=context, question=template.format(e.source), answers=answers,
                              answer_starts=[context.find(t, body) for t in answers], headword=e.source, title=f'page {page}'))
     df = pd.DataFrame(rows)
-    if unanswerable: df = _ask_elsewhere(df, unanswerable, template, per_context, rng)
+    if unanswerable: df = _ask_elsewhere(df, unanswerable, template, rng)
     return df
 
-def _ask_elsewhere(df:pd.DataFrame, share:float, template:str, per_context:int, rng) -> pd.DataFrame:
+def _ask_elsewhere(df:pd.DataFrame, share:float, template:str, rng) -> pd.DataFrame:
     "About `share` of the questions asked instead about a headword of another page (none of whose headwords is the one asked)"
     df, pages = df.copy(), df.groupby('title')['headword'].agg(set)
     for i in np.flatnonzero(rng.random(len(df)) < share):
