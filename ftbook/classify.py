@@ -515,6 +515,24 @@ def export_meta(self:TextClassificationDataLoaders, learn=None) -> dict:
     if self.task == 'multilabel' and learn is not None: learn.model.hf_model.config.ftbook_threshold = meta['threshold'] = float(learn.threshold)
     return meta
 
+# %% ../nbs/03a_classify.ipynb #5ae89bdd
+def _best_constant_f1(train:np.ndarray, valid:np.ndarray) -> float:
+    "Micro F1 on `valid` (0/1 rows) of the best constant label set: the k most frequent training labels for every text, k chosen on `valid`"
+    best, pred = 0.0, np.zeros_like(valid)
+    for label in np.argsort(-train.mean(0), kind='stable'):
+        pred[:, label] = 1
+        tp = (pred * valid).sum()
+        best = max(best, 2 * tp / (pred.sum() + valid.sum()) if valid.sum() else 0.0)
+    return float(best)
+
+def _classify_trivial(dls) -> dict:
+    "The trivial predictor of each task on validation: the most frequent training class, the best constant label set, a constant number"
+    if dls.task == 'regression': return dict(scores=dict(pearson=0.0), predictor='a constant (the mean of the targets), whose correlation is 0')
+    valid = encode_targets(dls.valid_df, dls.vocab, dls.task)
+    if dls.task == 'multilabel': return dict(scores=dict(f1_micro=_best_constant_f1(dls.train_targets, valid)), predictor='the same most frequent labels for every text')
+    top = int(np.bincount(dls.train_targets, minlength=len(dls.vocab)).argmax())
+    return dict(scores=dict(accuracy=float((valid == top).mean())), predictor=f'always predicting the most frequent class {dls.vocab[top]!r}')
+
 # %% ../nbs/03a_classify.ipynb #c9622d05
 def _classify_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
     "Whole texts and their labels, as `TextClassificationDataLoaders` (the task inferred from the labels when not given)"
@@ -571,4 +589,4 @@ def _classify_predict(model_dir, texts:list, data, options:dict) -> list:
 # %% ../nbs/03a_classify.ipynb #7f3884ec
 register_task(TaskFamily('classify', TASKS, TASK_METRICS, dataloaders=_classify_data,
                          learner=lambda dls, model, pretrained, mixed_precision: classifier_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
-                         scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final));
+                         scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final, trivial=_classify_trivial));

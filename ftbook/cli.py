@@ -25,11 +25,11 @@ from .core import ConfigError, DataError, FtbookError, atomic_write_text, resour
 from .checkpoint import CheckpointError, Checkpointer, EarlyStopping, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import _check_columns, read_table
 from .adapt import adaptation_texts, domain_adapt
-from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
+from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, TrainingWarning, learned_nothing, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
 import ftbook.lora  # adds Learner.add_lora
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule
 from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
-                             read_settings, resumed_settings, unfreeze_every)  # importing the settings registers every task family
+                             read_settings, resumed_settings, task_defaults_text, unfreeze_every)  # importing the settings registers every task family
 from .distributed import DataParallelTrainer, shard_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
@@ -142,6 +142,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
         base = {k: v for k, v in vars(settings).items() if v != RunSettings.__dataclass_fields__[k].default} if settings else {}
         s, root, folder = _resume_settings(resume, {**base, **given})
     elif s.checkpoints is None and s.out is not None: s = replace(s, checkpoints=Path(s.out).with_name(Path(s.out).name + '-checkpoints'))
+    lr_unset = s.lr is None  # `check` fills in the recipe's rate; the task family may have its own for the default recipe
     s = s.check(resuming=resume is not None)
     family = task_family(s.task) if s.task else None
     model = s.model or (family.default_model() if family and family.default_model else str(resource_path('minilm')))  # a folder or a Hub id
@@ -149,6 +150,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     data, text_col, label_col, group_col = s.data, s.text_col, s.label_col, s.group_col
     if data is None:  # the bundled task (a family that needs data was refused by `check`)
         data, text_col, label_col, group_col = rotten_tomatoes(), text_col or 'text', label_col or 'category', group_col or 'movie_name'
+    s = s.with_task_defaults(_family_of(s.task, data, text_col, label_col), unset=('lr',) if lr_unset else ())  # the family's batch and rate, unless given
     start = time.time()
     set_seed(s.seed, reproducible=True)
     dls = _task_data(data, model_dir, text_col, label_col, group_col, s.task, s.label_delim, valid_pct=s.valid_pct, seed=s.seed, limit=s.limit,
@@ -193,6 +195,21 @@ def _callbacks(learn, s:RunSettings, folder, progress:bool) -> list:
     if progress and rank_distrib() == 0: cbs.append(ThrottledProgressCallback())  # under `accelerate launch`, rank 0 speaks for all
     return cbs
 
+# %% ../nbs/09_cli.ipynb #07d7b8ec
+def _untrained_score(learn) -> dict:
+    "A generative model's validation score before fine-tuning (its first metric): what a run must beat to have learned anything"
+    if num_distrib() > 1: return None  # one validation per process would not agree; the check is skipped under data parallelism
+    with learn.no_bar(), learn.no_logging(): values = learn.validate()
+    metric, names = task_family(learn.dls.task).metrics[learn.dls.task][0], [m.name for m in learn.metrics]
+    return dict(scores={metric: float(values[1 + names.index(metric)])}, predictor='the model before fine-tuning') if metric in names else None
+
+def _learned_nothing(learn, final:dict, before:dict=None) -> dict:
+    "What `learned_nothing` says of the run's final scores against its family's trivial predictor (or, generative, the model before training)"
+    family = task_family(learn.dls.task)
+    trivial = family.trivial(learn.dls) if family.trivial is not None else before
+    if trivial is None or not set(trivial['scores']) & set(final): return None
+    return learned_nothing(final, trivial['scores'], trivial['predictor'])
+
 # %% ../nbs/09_cli.ipynb #0bfcd179
 def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool, start:float):
     "The training part of `finetune`, from the checked settings and data: learner, callbacks, fit, final scores, export and report"
@@ -200,6 +217,7 @@ def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool
     cbs = _callbacks(learn, s, folder, progress)
     report_cb, schedule_cb = cbs[0], cbs[1]
     if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
+    before = _untrained_score(learn) if task_family(dls.task).generative and folder is None else None  # resumed: no untrained model to compare
     can_freeze = s.recipe['gradual'] or s.recipe['head_only'] or s.schedule is not None  # DDP must then skip parameters that get no gradient
     with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if progress and rank_distrib() == 0 else learn.no_logging()):
         learn.fit_with_strategy(s.strategy, s.epochs, s.lr, s.recipe['decay'], cbs=cbs, every=unfreeze_every(s.unfreeze), until=s.until,
@@ -212,6 +230,8 @@ def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool
     kept = stopper.best_epoch if stopper is not None and stopper.best_epoch is not None else -1  # the epoch whose weights the model holds
     with learn.no_bar(), learn.no_logging(): final = _final_scores(learn, bool(distributed), kept)
     result = _report(learn, dls, s, model, final, cbs, start)
+    result['learned_nothing'] = _learned_nothing(learn, final, before)
+    if result['learned_nothing'] and rank_distrib() == 0: warnings.warn(result['learned_nothing']['message'], TrainingWarning)
     if adaptation is not None: result['adaptation'] = adaptation
     if distributed: result['distributed'] = distributed
     if rank_distrib() == 0:  # one process writes; the others hold the same weights
@@ -263,6 +283,7 @@ def _cli_errors(prog:str):
         warnings.simplefilter('ignore')
         from ftbook.data import DataWarning
         warnings.simplefilter('always', DataWarning)
+        warnings.simplefilter('always', TrainingWarning)
         warnings.showwarning = _show
         try: yield
         except NumericalError as e:  # not bad input: training itself failed
@@ -284,7 +305,7 @@ _FINETUNE_HELP = """Fine-tune a transformers text classifier with fastai and sav
     The default recipe, discr, trains every layer from the start with discriminative rates (each group below the head at
     0.9 times the rate of the group above, top rate 2e-4); on ftbook's recipe grid (5 datasets, 500 and 2,000 rows, 1 and
     2 epochs, 3 seeds: nbs/12_grid.ipynb) it beat full fine-tuning by 2.7 points on average and lost no cell, most where
-    the budget is short for the data. Pick another recipe when: gradual or freeze, less time per
+    the budget is short for the data. Taggers default to a batch of 8 and a top rate of 5e-4 (their own grid; table below). Pick another recipe when: gradual or freeze, less time per
     epoch (frozen groups need no backward pass); lora, a small export and less optimizer state; full, one rate everywhere
     (give it a lower --lr, e.g. 1e-4: at 5e-4 it fell to the majority class on the grid's sweep); --schedule, your own phases.
     --adapt-epochs N first continues the encoder's masked-LM pretraining on the training texts and --unlabelled ones
@@ -302,7 +323,8 @@ Settings come from flags, from --config FILE (YAML or JSON, flags override it), 
 
 def finetune_parser() -> argparse.ArgumentParser:
     "ftbook-finetune's flags: the command's own, then one per field of `RunSettings` (see `add_settings_flags`)"
-    p = argparse.ArgumentParser(prog='ftbook-finetune', description=_FINETUNE_HELP)
+    p = argparse.ArgumentParser(prog='ftbook-finetune', description=_FINETUNE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='What a run that sets none of --strategy, --decay, --lr, --bs trains with, by task (nbs/12_grid.ipynb):\n' + task_defaults_text())
     own = p.add_argument_group('the command')
     own.add_argument('--config', metavar='FILE', help='YAML or JSON file of settings (keys as the flags below); flags given too override it')
     own.add_argument('--print-config', action='store_true', help='print the resolved settings as YAML and exit: a --config file that reproduces this run')
@@ -352,7 +374,11 @@ def ftbook_finetune(argv:list=None): # the command's arguments (default: the com
         resume, print_config = args.get('resume'), args.get('print_config')
         if args.get('no_checkpoints') and resume: raise ConfigError("--no-checkpoints contradicts --checkpoints/--resume: pass one or the other.")
         given = _command_settings(args)
-        if print_config: return print(RunSettings.from_dict(given).check().to_yaml(), end='')
+        if print_config:
+            s = RunSettings.from_dict(given)
+            checked = s.check()
+            if s.task: checked = checked.with_task_defaults(task_family(s.task), unset=('lr',) if s.lr is None else ())
+            return print(checked.to_yaml(), end='')
         learn, rep = finetune(resume=resume, **given)
         if rank_distrib() != 0: return  # under `accelerate launch`, rank 0 reports
         print(_summary(rep))

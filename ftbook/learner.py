@@ -26,9 +26,10 @@ from fastcore.basics import patch
 from .core import ConfigError, ModelError, atomic_dir, resolve_model
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'ModelWarning', 'torch_adamw', 'TorchOptimWrapper',
-           'enable_gradient_checkpointing', 'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit',
-           'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily', 'register_task', 'task_family', 'all_tasks']
+__all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'LEARNED_NOTHING_ADVICE', 'ModelWarning', 'torch_adamw',
+           'TorchOptimWrapper', 'enable_gradient_checkpointing', 'DeviceSmoothLoss', 'SmoothLossOnDevice',
+           'HostReadAudit', 'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily', 'register_task', 'task_family',
+           'all_tasks', 'TrainingWarning', 'learned_nothing']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
@@ -330,6 +331,8 @@ class TaskFamily:
     generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
     column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
     predict_options:tuple=() # the options of ftbook-predict only this family reads (question answering: context)
+    defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8} (see `RunSettings.with_task_defaults`)
+    trivial:Callable=None # (dls) -> the task's trivial predictor on validation, for `learned_nothing` (None: the family has none)
 
 # %% ../nbs/03_learner.ipynb #394c5dd1
 TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)
@@ -353,6 +356,32 @@ def all_tasks() -> tuple:
     return tuple(t for family in TASK_FAMILIES.values() for t in family.tasks)
 
 SCORED_BY_GENERATION = 100  # validation examples whose generated texts the final scores of generative families score (slow on a CPU)
+
+# %% ../nbs/03_learner.ipynb #ee1d00a0
+class TrainingWarning(UserWarning):
+    "A run that finished but whose result needs the user's attention (it learned nothing); the commands print it as one line"
+
+LEARNED_NOTHING_ADVICE = ("more optimizer steps (more --epochs, or a smaller --bs), a higher rate for the new head (e.g. --lr 1e-3 with the default "
+                          "discr recipe, whose lower layers get less), or another --strategy (full at --lr 1e-4, gradual)")
+
+def _shown(v) -> str: return 'undefined' if v is None or v != v else f'{v:.4f}'
+
+def learned_nothing(scores:dict, # the run's final validation scores by name (higher is better; NaN counts as no score)
+                    trivial:dict, # the trivial predictor's scores on the same validation set: the first must be beaten by `margin`, the others matched
+                    predictor:str, # what the trivial predictor does, e.g. "tagging every word 'O'"
+                    advice:str=LEARNED_NOTHING_ADVICE, # the first things to try
+                    margin:float=0.005, # how much better than the trivial first score counts as having learned something (half a point)
+                   ) -> dict:
+    "None when the run beats `trivial` (its first score by more than `margin`, none of the others below); else what the report records, with the warning's sentence as `message`"
+    names = [m for m in trivial if m in scores]
+    ok = lambda v, t, m: v is not None and v == v and v > t + m
+    failed = [m for i, m in enumerate(names) if not ok(scores[m], trivial[m], margin if i == 0 else -1e-12)]
+    if not failed: return None
+    said = ' and '.join(f'{m} {_shown(scores[m])}' for m in failed)
+    return dict(scores={m: None if _shown(scores[m]) == 'undefined' else float(scores[m]) for m in failed},
+                trivial={m: float(trivial[m]) for m in failed}, predictor=predictor,
+                message=f"Validation {said} {'is' if len(failed) == 1 else 'are'} no better than {predictor} "
+                        f"({', '.join(f'{trivial[m]:.4f}' for m in failed)}): the run learned nothing. Try first {advice}.")
 
 # %% ../nbs/03_learner.ipynb #1f753064
 def _model_to_save(hf_model, merge:bool):

@@ -419,3 +419,22 @@ def test_bad_settings_exit_2_with_one_line(case, tmp_path):
     args = args(tmp_path) if callable(args) else args
     res = run_cli('ftbook-finetune', *args, '--out', tmp_path/'out', timeout=300)
     assert_refused(res, 'ftbook-finetune', msg, tmp_path/'out', tmp_path/'out-checkpoints')
+
+# ---- a run that learned nothing says so (issue 27)
+def test_learning_nothing_warns_once_and_is_reported(trained, tmp_path):
+    "A tagger trained at a rate too small to move it (1e-7, real debate sentences) is no better than tagging every word 'O': one warning line naming that and what to try, and the report records it; the shared run that learned stays silent"
+    tmp, res = trained
+    assert 'learned nothing' not in res.stderr and json.loads((tmp/'report.json').read_text())['learned_nothing'] is None
+    from ftbook.tag import debate_names
+    debate_names().head(250)[['tokens', 'tags']].to_json(tmp_path/'names.jsonl', orient='records', lines=True)
+    res = run_cli('ftbook-finetune', '--task', 'tag', '--data', tmp_path/'names.jsonl', '--epochs', 1, '--lr', 1e-7, '--max-len', 48,
+                  '--no-save', '--no-checkpoints', '--report', tmp_path/'r.json')
+    assert res.returncode == 0, res.stderr[-2000:]
+    warned = [l for l in res.stderr.splitlines() if 'learned nothing' in l]
+    assert len(warned) == 1 and warned[0].startswith('ftbook-finetune: warning: Validation '), res.stderr[-2000:]
+    assert "no better than tagging every word 'O'" in warned[0] and '--epochs' in warned[0] and '--lr' in warned[0]
+    report = json.loads((tmp_path/'r.json').read_text())
+    assert report['settings']['bs'] == 8  # the tagging family's batch, no --bs given
+    nothing = report['learned_nothing']
+    assert nothing['predictor'] == "tagging every word 'O'" and set(nothing['scores']) <= {'entity_f1', 'word_accuracy'}
+    assert all(nothing['scores'][m] is None or nothing['scores'][m] <= nothing['trivial'][m] + 0.005 for m in nothing['scores'])
