@@ -212,51 +212,33 @@ def test_this_file_runs_on_one_worker(request):
     node ids with the group (pytest 9 broke that, hence the pin below 9 in settings.ini)"""
     if getattr(request.config.option, 'loadgroup', False): assert request.node.nodeid.endswith('@tasks'), request.node.nodeid
 
-def _encode_tagged(tok, rows, vocab):
-    "transformers' run_ner encoding: each word's tag on its first sub-token, -100 on the others and on special tokens"
-    from datasets import Dataset
-    index, enc, labels = {t: i for i, t in enumerate(vocab)}, tok(rows['words'].tolist(), is_split_into_words=True, truncation=True, max_length=128), []
-    for i, tags in enumerate(rows['tags']):
-        ids = enc.word_ids(i)
-        labels.append([-100 if w is None or (j and ids[j - 1] == w) else index[tags[w]] for j, w in enumerate(ids)])
-    return Dataset.from_dict(dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=labels))
-
-def _seqeval_f1(trainer, data, vocab) -> float:
-    "Entity F1 by seqeval of `trainer`'s model on `data`, word by word"
-    from seqeval.metrics import f1_score
-    out, true, pred = trainer.predict(data), [], []
-    for p, l in zip(out.predictions.argmax(-1), out.label_ids):
-        keep = l != -100
-        true.append([vocab[i] for i in l[keep]]); pred.append([vocab[i] for i in p[keep]])
-    return f1_score(true, pred)
-
 def test_tagger_at_its_defaults_matches_the_transformers_reference(tmp_path):
     """Issue 27: on real human-tagged sentences (the Penn Treebank WSJ sample's proper-noun names), ftbook's tagger given only --task and
-    --data is at least as good as transformers' reference recipe (Trainer + DataCollatorForTokenClassification, Trainer's defaults) at the
-    same budget on the same split, and the entity F1 it reports is what seqeval gives on its exported model's predictions. (Before the
-    tagging family's defaults, ftbook's batch of 32 took a quarter of the reference's optimizer steps: on such data it stayed far behind,
-    and on rarer entities at 'O' everywhere.)"""
+    --data is at least as good as transformers' reference recipe (Trainer + DataCollatorForTokenClassification, Trainer's defaults, as
+    tools/tag_reference.py runs it) at the same budget on the same split, and the entity F1 it reports is what seqeval gives on its exported
+    model's predictions. (Before the tagging family's defaults, ftbook's batch of 32 took a quarter of the reference's optimizer steps: on
+    such data it stayed far behind, and on rarer entities at 'O' everywhere.)"""
+    import importlib.util
     from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer, TrainingArguments
+    from conftest import ROOT
     from ftbook.core import resource_path
     from ftbook.grid import wsj_names
     from ftbook.tag import TokenClassificationDataLoaders
+    spec = importlib.util.spec_from_file_location('tag_reference', ROOT/'tools'/'tag_reference.py')
+    tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)
     rows = wsj_names().sample(n=400, random_state=0).rename(columns={'text': 'tokens', 'label': 'tags'})
     rows.to_json(tmp_path/'names.jsonl', orient='records', lines=True)
     res, report = _finetune(tmp_path, '--task', 'tag', '--data', tmp_path/'names.jsonl', '--epochs', 2)
     assert report['settings']['bs'] == 8 and report['settings']['lr'] == 5e-4 and report['learned_nothing'] is None, report['settings']
     split = TokenClassificationDataLoaders.from_source(tmp_path/'names.jsonl', resource_path('minilm'), seed=42, device='cpu')  # the run's split
     assert len(split.valid_df) == report['n_valid']
-    model, vocab = str(resource_path('minilm')), split.vocab
-    tok = AutoTokenizer.from_pretrained(model)
-    reference = Trainer(model=AutoModelForTokenClassification.from_pretrained(model, num_labels=len(vocab)), data_collator=DataCollatorForTokenClassification(tok),
-                        args=TrainingArguments(output_dir=str(tmp_path/'ref'), num_train_epochs=2, seed=42, report_to=[], save_strategy='no', use_cpu=True),
-                        train_dataset=_encode_tagged(tok, split.train_df, vocab))
-    reference.train()
-    theirs = _seqeval_f1(reference, _encode_tagged(tok, split.valid_df, vocab), vocab)
+    vocab = split.vocab
+    theirs = tool.reference(split.train_df, split.valid_df, vocab, bs=8, epochs=2, out=tmp_path/'ref')['entity_f1']
     # ftbook's reported score, recomputed outside ftbook: its exported model on the same words, scored by seqeval
     exported = AutoModelForTokenClassification.from_pretrained(tmp_path/'model')
     assert [exported.config.id2label[i] for i in range(len(vocab))] == vocab
+    tok = AutoTokenizer.from_pretrained(resource_path('minilm'))
     plain = Trainer(model=exported, args=TrainingArguments(output_dir=str(tmp_path/'plain'), report_to=[], use_cpu=True), data_collator=DataCollatorForTokenClassification(tok))
-    rescored, ours = _seqeval_f1(plain, _encode_tagged(tok, split.valid_df, vocab), vocab), report['final']['entity_f1']
+    rescored, ours = tool.predicted_scores(plain, tool.encode_tagged(tok, split.valid_df, vocab), vocab)['entity_f1'], report['final']['entity_f1']
     assert abs(rescored - ours) < 1e-6, (rescored, ours)
     assert ours >= theirs - 0.02 and ours > 0.5, (ours, theirs)
