@@ -148,6 +148,16 @@ def test_chapter_runs_all_cells_in_jupyterlab(lab, browser):
     assert all(c.execution_count for c in nb.cells if c.cell_type == 'code'), 'a cell did not run'
     assert len(shown) >= 5 and sum(bool(c.outputs) for c in nb.cells if c.cell_type == 'code') >= 5
 
+def _click(browser, element, what, seconds=20):
+    "Scroll `element` to the middle of the window and click it, as a reader would; retry while something JupyterLab is still laying out covers it"
+    from selenium.common.exceptions import ElementClickInterceptedException
+    def attempt():
+        browser.execute_script('arguments[0].scrollIntoView({block: "center"})', element)
+        try: element.click()
+        except ElementClickInterceptedException: return False  # e.g. an output prompt's overlay from the cell above, mid-layout
+        return True
+    _until(f'{what} to take a click', attempt, seconds)
+
 def _code_cells(browser):
     return _css(browser, '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')
 
@@ -169,7 +179,7 @@ def test_schedule_explorer_redraws_when_a_slider_moves(lab, browser):
     at = [i for i, src in enumerate(sources) if 'schedule_explorer()' in src.splitlines()]  # the cell that shows the widget
     assert len(at) == 1, at
     cell = _code_cells(browser)[at[0]]
-    _css(cell, '.jp-InputPrompt')[0].click()                 # select the widget's cell, as a reader clicks it
+    _click(browser, _css(cell, '.jp-InputPrompt')[0], "the widget cell's prompt")  # select the widget's cell, as a reader clicks it
     _menu(browser, 'Run', 'notebook:run-all-above')          # the cells below it are slow measurements
     _wait_until_run(browser, at[0], 600)
     _menu(browser, 'Run', 'notebook:run-cell')               # Run Selected Cell: the widget's
