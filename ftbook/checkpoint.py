@@ -5,6 +5,7 @@
 # %% ../nbs/08_checkpoint.ipynb #064a23df
 from __future__ import annotations
 import json, os, random, shutil, signal, sys, threading, time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import ConfigError, FtbookError, atomic_dir
 from .schedule import GradualUnfreezing
+from .shard import dist_rank, dist_world_size, is_sharded, load_sharded, save_sharded
 
 # %% auto #0
 __all__ = ['CheckpointError', 'flatten_state', 'unflatten_state', 'save_state', 'load_state', 'rng_state', 'set_rng_state',
@@ -87,8 +89,14 @@ def load_state(folder, name:str, device=None):
                               f"resume from another checkpoint (best/ or latest/) or start again.") from None
 
 # %% ../nbs/08_checkpoint.ipynb #c43f1c3f
+def _shuffling_dl(dl):
+    "The loader whose `rng` draws the shuffle: `dl`, or the one a distributed wrapper (`DistributedDL`, `ShardedDL`) shards"
+    while dl is not None and not isinstance(getattr(dl, 'rng', None), random.Random) and hasattr(dl, 'dl'): dl = dl.dl
+    return dl
+
 def rng_state(dl=None) -> dict:
     "The state of every random-number generator a fastai training loop draws from (and `dl.rng` if given)"
+    dl = _shuffling_dl(dl)
     state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized(): state['cuda'] = torch.cuda.get_rng_state_all()
     if dl is not None and isinstance(getattr(dl, 'rng', None), random.Random): state['dl'] = dl.rng.getstate()
@@ -96,6 +104,7 @@ def rng_state(dl=None) -> dict:
 
 def set_rng_state(state:dict, dl=None):
     "Put back what `rng_state` captured"
+    dl = _shuffling_dl(dl)
     random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'].cpu())
     if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
     if 'dl' in state and dl is not None and isinstance(getattr(dl, 'rng', None), random.Random): dl.rng.setstate(state['dl'])
@@ -110,7 +119,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"Training stopped by {signal_name} at {where}; {saved}.")
 
 def _hard_link_or_copy(src:Path, dst:Path):
+    "Put every file of `src` into `dst` (subfolders too: a sharded checkpoint's), as hard links where the file system allows"
     for f in src.iterdir():
+        if f.is_dir():
+            (dst/f.name).mkdir()
+            _hard_link_or_copy(f, dst/f.name)
+            continue
         try: os.link(f, dst/f.name)
         except OSError: shutil.copy2(f, dst/f.name)
 
@@ -162,6 +176,7 @@ class Checkpointer(TrackerCallback):
         self.interrupted, self.saved, self.epoch_rng = None, [], None
         self.fingerprint = dict(n_epoch=int(self.n_epoch), steps_per_epoch=len(self.dls.train), n_groups=len(self.opt.param_lists),
                                 n_params=sum(p.numel() for p in self.model.parameters()))
+        if is_sharded(self.model): self.fingerprint['sharded_processes'] = dist_world_size()  # each one's share of an epoch depends on it
         self.start_epoch, self.skip, self.resume_rng = 0, 0, None
         if self.resume: self._restore(self._resume_folder())
         self._handlers = {}
@@ -193,6 +208,7 @@ def _save(self:Checkpointer, reason:str, epoch_done:bool=False) -> Path:
     folder = self.path/'latest'
     for cb in self.learn.cbs:  # a `NonFiniteGuard` (below) that reads its fault flag only now and then: never save a run gone non-finite
         if hasattr(cb, 'check_finite'): cb.check_finite()
+    if is_sharded(self.model): return self._save_sharded(folder, reason, epoch_done)
     if rank_distrib() != 0: return folder
     tensors, skeleton = flatten_state(self._state(reason, epoch_done))
     with atomic_dir(folder, replace=True) as tmp:
@@ -204,6 +220,27 @@ def _save(self:Checkpointer, reason:str, epoch_done:bool=False) -> Path:
     _remove_leftovers(self.path)  # a crash of an earlier save may have left its temporary or set-aside folder
     self.saved.append((reason, self.steps_done))
     return folder
+
+@patch
+def _save_sharded(self:Checkpointer, folder:Path, reason:str, epoch_done:bool) -> Path:
+    "Every process writes its shards (`save_sharded`) and random state into rank 0's temporary folder; rank 0 the rest, then makes it `folder`"
+    rank = dist_rank()
+    with (atomic_dir(folder, replace=True) if rank == 0 else nullcontext()) as tmp:
+        where = [str(tmp) if rank == 0 else None]
+        torch.distributed.broadcast_object_list(where, src=0)
+        tmp = Path(where[0])
+        with_state = save_sharded(self.learn, tmp/'sharded')
+        save_state(dict(now=rng_state(self.dls.train), epoch_start=self.epoch_rng), tmp, _rng_file(rank))
+        if rank == 0:
+            tensors, skeleton = flatten_state(dict(self._state(reason, epoch_done), with_state=with_state))
+            save_file(tensors, str(tmp/'state.safetensors'))
+            (tmp/'state.json').write_text(json.dumps(skeleton, indent=1))
+        torch.distributed.barrier()  # every process's files are in before rank 0 renames the folder
+    if rank == 0: _remove_leftovers(self.path)
+    self.saved.append((reason, self.steps_done))
+    return folder
+
+def _rng_file(rank:int) -> str: return 'rng' if rank == 0 else f'rng-rank{rank}'  # each process draws its own dropout masks
 
 @patch
 def _save_best(self:Checkpointer):
@@ -224,7 +261,7 @@ def before_epoch(self:Checkpointer):
 @patch
 def after_batch(self:Checkpointer):
     if not self.training: return
-    if self.interrupted: self._stop(self._save('interrupt'))
+    if self._interrupt_agreed(): self._stop(self._save('interrupt'))
     if self.every and self.steps_done % self.every == 0 and self.iter + 1 < self.n_iter: self._save('step')
 
 @patch
@@ -232,7 +269,16 @@ def after_epoch(self:Checkpointer):
     TrackerCallback.after_epoch(self)  # sets `new_best`
     self._save('epoch', epoch_done=True)
     if self.new_best: self._save_best()
-    if self.interrupted: self._stop(self.path/'latest')
+    if self._interrupt_agreed(): self._stop(self.path/'latest')
+
+@patch
+def _interrupt_agreed(self:Checkpointer) -> bool:
+    "Was training interrupted? With several processes, all stop at the same step when any was signalled (a sharded save needs them all)"
+    if dist_world_size() <= 1 or not torch.distributed.is_initialized(): return bool(self.interrupted)
+    flag = torch.tensor([1.0 if self.interrupted else 0.0], device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    if flag.item() and not self.interrupted: self.interrupted = 'a signal to another process'
+    return bool(self.interrupted)
 
 @patch
 def _stop(self:Checkpointer, folder):
@@ -248,7 +294,7 @@ def _on_signal(self:Checkpointer, signum, frame):
         if signum == signal.SIGINT: raise KeyboardInterrupt
         signal.raise_signal(signum); return
     self.interrupted = name
-    print(f"{name} received: saving a checkpoint after the current step (press Ctrl-C again to stop at once).", file=sys.stderr)
+    if rank_distrib() == 0: print(f"{name} received: saving a checkpoint after the current step (press Ctrl-C again to stop at once).", file=sys.stderr)
 
 @patch
 def _restore_handlers(self:Checkpointer):
@@ -263,7 +309,7 @@ def after_fit(self:Checkpointer):
         if patched in vars(self.learn): delattr(self.learn, patched)
     if self.interrupted:
         epoch, step, folder = getattr(self, 'interrupted_at', (int(self.epoch), self.steps_done, None))
-        raise TrainingInterrupted(self.interrupted, epoch, step, self.n_epoch * len(self.dls.train), folder)
+        raise TrainingInterrupted(self.interrupted, epoch, step, self.n_epoch * self.fingerprint['steps_per_epoch'], folder)
 
 # %% ../nbs/08_checkpoint.ipynb #73a6cf14
 @patch
@@ -277,15 +323,18 @@ def _resume_folder(self:Checkpointer) -> Path:
 @patch
 def _restore(self:Checkpointer, folder:Path):
     state = load_state_json(folder)
+    _check_processes(folder, state['fingerprint'].get('sharded_processes'), self.fingerprint.get('sharded_processes'))
     if state['fingerprint'] != self.fingerprint:
         raise CheckpointError(f"The checkpoint in {folder} was made by a different fit ({_describe(state['fingerprint'])}; "
                               f"this one: {_describe(self.fingerprint)}): resume with the run's own settings.")
-    try: load_model(_unwrap(self.model), str(folder/'model.safetensors'), strict=True, device=str(next(self.model.parameters()).device))
-    except (OSError, SafetensorError, RuntimeError) as e:
-        raise CheckpointError(f"The weights in {folder} do not fit this model or are damaged ({str(e).splitlines()[0][:120]}): "
-                              f"resume with the same model and strategy.") from None
-    self.opt.load_state_dict(load_state(folder, 'optimizer'))
-    self.resume_rng = load_state(folder, 'rng')
+    if is_sharded(self.model): self._restore_sharded(folder, state.get('with_state', []))
+    else:
+        try: load_model(_unwrap(self.model), str(folder/'model.safetensors'), strict=True, device=str(next(self.model.parameters()).device))
+        except (OSError, SafetensorError, RuntimeError) as e:
+            raise CheckpointError(f"The weights in {folder} do not fit this model or are damaged ({str(e).splitlines()[0][:120]}): "
+                                  f"resume with the same model and strategy.") from None
+        self.opt.load_state_dict(load_state(folder, 'optimizer'))
+        self.resume_rng = load_state(folder, 'rng')
     rec = self.recorder
     r = state['recorder']
     rec.values, rec.losses, rec.lrs, rec.iters = [L(v) for v in r['values']], list(r['losses']), list(r['lrs']), list(r['iters'])
@@ -322,6 +371,25 @@ def _all_batches_resumed(self:Checkpointer):
             if i == self.skip - 1: set_rng_state(self.resume_rng['now'], learn.dls.train)  # dropout resumes where it stopped
             continue
         learn.one_batch(i, b)
+
+# %% ../nbs/08_checkpoint.ipynb #1cae8a3d
+def _check_processes(folder:Path, saved:int, now:int):
+    "A sharded checkpoint resumes on as many processes as wrote it (each one's share of an epoch, so the place in it, depends on their number)"
+    if saved == now: return
+    if saved is None: raise CheckpointError(f"The checkpoint in {folder} was written without sharding: resume it without --shard.")
+    launch = f"torchrun --nproc_per_node {saved} ... --shard"
+    if now is None: raise CheckpointError(f"The checkpoint in {folder} is sharded over {saved} processes: resume it with {launch}.")
+    raise CheckpointError(f"The checkpoint in {folder} was written by {saved} sharded processes and this run has {now}: resume with {launch}.")
+
+@patch
+def _restore_sharded(self:Checkpointer, folder:Path, with_state:list):
+    "Every process reads its shards of the weights and optimizer state, and its own random state"
+    try:
+        load_sharded(self.learn, folder/'sharded', with_state)
+        self.resume_rng = load_state(folder, _rng_file(dist_rank()))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"The sharded checkpoint in {folder} does not fit this model or is damaged ({str(e).splitlines()[0][:120]}): "
+                              f"resume with the same model, strategy and number of processes.") from None
 
 # %% ../nbs/08_checkpoint.ipynb #36fc8489
 def _plain(v): return float(v) if isinstance(v, (torch.Tensor, np.generic, float, int)) and not isinstance(v, bool) else v
@@ -365,7 +433,10 @@ class NonFiniteGuard(Callback):
         bad = ~torch.isfinite(loss).all()
         if self.check_grads and not self.scaled:
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            if grads: bad = bad | ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
+            if grads:
+                norm = torch.nn.utils.get_total_norm(grads)
+                if hasattr(norm, 'full_tensor'): norm = norm.full_tensor()  # sharded gradients: the norm over all processes' shards
+                bad = bad | ~torch.isfinite(norm)
         return bad
 
     def _where(self, lr:float) -> dict:
@@ -449,6 +520,7 @@ class EarlyStopping(EarlyStoppingCallback):
         if self._best_weights is not None: _unwrap(self.model).load_state_dict(self._best_weights)
         elif self.best_epoch is not None:  # resumed after the best epoch: the checkpoint of the same monitor holds its weights
             ckpt = next((cb for cb in self.learn.cbs if isinstance(cb, Checkpointer) and cb.monitor == self.monitor), None)
-            if ckpt is not None and (ckpt.path/'best'/'model.safetensors').exists():
+            if ckpt is not None and is_sharded(self.model) and (ckpt.path/'best'/'sharded').exists(): load_sharded(self.learn, ckpt.path/'best'/'sharded')
+            elif ckpt is not None and (ckpt.path/'best'/'model.safetensors').exists():
                 load_model(_unwrap(self.model), str(ckpt.path/'best'/'model.safetensors'), device=str(next(self.model.parameters()).device))
         self._best_weights = None

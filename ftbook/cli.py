@@ -31,6 +31,7 @@ from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleR
 from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
                              read_settings, resumed_settings, task_defaults_text, unfreeze_every)  # importing the settings registers every task family
 from .distributed import DataParallelTrainer, shard_summary
+from .shard import check_can_shard, check_shardable, sharding_summary
 from fastai.torch_core import num_distrib, rank_distrib
 
 # %% auto #0
@@ -144,6 +145,7 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     elif s.checkpoints is None and s.out is not None: s = replace(s, checkpoints=Path(s.out).with_name(Path(s.out).name + '-checkpoints'))
     lr_unset = s.lr is None  # `check` fills in the recipe's rate; the task family may have its own for the default recipe
     s = s.check(resuming=resume is not None)
+    if s.shard: check_can_shard()  # before anything is read or written
     family = task_family(s.task) if s.task else None
     model = s.model or (family.default_model() if family and family.default_model else str(resource_path('minilm')))  # a folder or a Hub id
     model_dir = _check_model_dir(model)
@@ -214,16 +216,19 @@ def _learned_nothing(learn, final:dict, before:dict=None) -> dict:
 def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool, start:float):
     "The training part of `finetune`, from the checked settings and data: learner, callbacks, fit, final scores, export and report"
     learn = _make_learner(dls, s, model, adapted)
+    if s.shard: check_shardable(learn)  # a model without blocks to shard, or fp16 (auto on an older GPU), is refused before anything is written
     cbs = _callbacks(learn, s, folder, progress)
     report_cb, schedule_cb = cbs[0], cbs[1]
     if dls.device is not None and torch.device(dls.device).type == 'cuda': torch.cuda.reset_peak_memory_stats()
     before = _untrained_score(learn) if task_family(dls.task).generative and folder is None else None  # resumed: no untrained model to compare
     can_freeze = s.recipe['gradual'] or s.recipe['head_only'] or s.schedule is not None  # DDP must then skip parameters that get no gradient
-    with learn.data_parallel(find_unused_parameters=can_freeze), learn.no_bar(), (nullcontext() if progress and rank_distrib() == 0 else learn.no_logging()):
+    parallel = learn.sharded() if s.shard else learn.data_parallel(find_unused_parameters=can_freeze)
+    with parallel, learn.no_bar(), (nullcontext() if progress and rank_distrib() == 0 else learn.no_logging()):
         learn.fit_with_strategy(s.strategy, s.epochs, s.lr, s.recipe['decay'], cbs=cbs, every=unfreeze_every(s.unfreeze), until=s.until,
                                 phases=s.schedule, warmup_frac=s.warmup)
         trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
         distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None
+    if s.shard: distributed = dict(sharding_summary(learn), sharded=True)  # every process holds its part: what each holds
     # set after fit: fastai deletes `learn.<callback name>` when it removes the callback
     learn.training_report, learn.schedule_record = report_cb, schedule_cb
     stopper = next((c for c in cbs if isinstance(c, EarlyStopping)), None)
@@ -234,9 +239,11 @@ def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool
     if result['learned_nothing'] and rank_distrib() == 0: warnings.warn(result['learned_nothing']['message'], TrainingWarning)
     if adaptation is not None: result['adaptation'] = adaptation
     if distributed: result['distributed'] = distributed
-    if rank_distrib() == 0:  # one process writes; the others hold the same weights
-        # the export records the scores of the weights it holds (early stopping may have put an earlier epoch's back)
-        if s.out is not None: learn.export_pretrained(s.out, merge=s.merge, metrics={n: final[n] for n in learn.recorder.metric_names[2:-1] if n in final})
+    # the export records the scores of the weights it holds (early stopping may have put an earlier epoch's back)
+    exported = {n: final[n] for n in learn.recorder.metric_names[2:-1] if n in final}
+    if s.out is not None and s.shard: learn.export_pretrained(s.out, merge=s.merge, metrics=exported)  # every process gathers, rank 0 writes
+    if rank_distrib() == 0:  # one process writes; under data parallelism the others hold the same weights
+        if s.out is not None and not s.shard: learn.export_pretrained(s.out, merge=s.merge, metrics=exported)
         if s.report is not None: atomic_write_text(s.report, json.dumps(result, indent=2))
     return learn, result
 
@@ -275,7 +282,8 @@ def _final_scores(learn, distributed:bool, epoch:int=-1) -> dict:
 @contextmanager
 def _cli_errors(prog:str):
     "Show warnings as one line each; turn an `FtbookError` into one line on stderr and exit code 2"
-    def _show(message, category, *args, **kwargs): print(f"{prog}: warning: {message}", file=sys.stderr)
+    def _show(message, category, *args, **kwargs):
+        if rank_distrib() == 0: print(f"{prog}: warning: {message}", file=sys.stderr)  # several processes: the same warning once
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # the per-tensor loading bar; fastai's training bar stays
@@ -293,7 +301,8 @@ def _cli_errors(prog:str):
             print(f"{prog}: error: {e}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: TrainingInterrupted says where the checkpoint is
-            print(f"{prog}: {e}" if isinstance(e, TrainingInterrupted) else f"{prog}: interrupted before training; nothing was saved.", file=sys.stderr)
+            if rank_distrib() == 0:  # every process stopped at the same step: one says so
+                print(f"{prog}: {e}" if isinstance(e, TrainingInterrupted) else f"{prog}: interrupted before training; nothing was saved.", file=sys.stderr)
             sys.exit(130)
 
 def _scores_line(task:str, f:dict) -> str:
@@ -386,7 +395,10 @@ def ftbook_finetune(argv:list=None): # the command's arguments (default: the com
 def _summary(rep:dict) -> str:
     "What the command prints when a run has finished: processes, adaptation, scores, early stopping, where things were saved"
     f, s, lines = rep['final'], rep['settings'], []
-    if 'distributed' in rep: lines.append(f"Trained in {rep['distributed']['world_size']} processes.")
+    if 'distributed' in rep:
+        d = rep['distributed']
+        held = f", the model sharded across them (each held {max(d['params_per_rank']) / d['n_params']:.0%} of its parameters)" if d.get('sharded') else ''
+        lines.append(f"Trained in {d['world_size']} processes{held}.")
     if 'adaptation' in rep:
         a = rep['adaptation']
         lines.append(f"Adapted the encoder on {a['n_texts']:,} texts for {a['epochs']} epoch(s): masked-LM perplexity {a['perplexity_before']:,.0f} -> "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_distributed.ipynb #251e8410
 from __future__ import annotations
-import hashlib
+import hashlib, math
 from contextlib import contextmanager
 
 import torch
@@ -29,6 +29,11 @@ class ShardedDL(DistributedDL):
     def get_idxs(self):
         self.last_idxs = super().get_idxs()
         return self.last_idxs
+
+    def __len__(self):
+        "The batches this rank yields: its share of the items (padded to an even split), in batches of `bs`"
+        per_rank = math.ceil((getattr(self, 'n', None) or self.dl.n) / self.world_size)
+        return per_rank // self.bs if self.drop_last else math.ceil(per_rank / self.bs)
 
 class DataParallelTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` with `ShardedDL` batches; remembers the training loader for `shard_summary`."

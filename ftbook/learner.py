@@ -397,12 +397,18 @@ def export_pretrained(self:Learner, path, # folder to write
                       metrics:dict=None, # the scores to record (default: the last validation's loss and metrics)
                      ) -> Path:
     "Save the fine-tuned model, its tokenizer and ftbook.json (what `dls.export_meta(learn)` says the task's predictor needs, and the last metrics) to `path`"
+    model = self.model
+    if hasattr(self, 'model_skeleton'):  # sharded (`Learner.sharded`, a later module): every process gathers, rank 0 writes
+        from ftbook.shard import gathered_model
+        model = gathered_model(self)
+        if model is None: return Path(path)
     names = list(getattr(self.recorder, 'metric_names', []))[2:-1]  # valid_loss and the metrics (none before the first fit)
     # the last record ends with them, whether it is an epoch's [train_loss, valid_loss, ...] or a validate() call's [valid_loss, ...]
     values = getattr(self.recorder, 'values', None)
     if metrics is None: metrics = {n: float(v) for n, v in zip(names, values[-1][-len(names):])} if values and names else {}
     meta = self.dls.export_meta(self) if hasattr(self.dls, 'export_meta') else dict(task=getattr(self.dls, 'task', None))
-    hf_model, path = _model_to_save(self.model.hf_model, merge), Path(path)  # after export_meta, which may add to the config
+    if model is not self.model: model.hf_model.config.update(self.model.hf_model.config.to_dict())  # the gathered copy: what export_meta added
+    hf_model, path = _model_to_save(model.hf_model, merge), Path(path)  # after export_meta, which may add to the config
     with atomic_dir(path, replace=replace) as tmp:
         hf_model.save_pretrained(tmp)
         self.dls.tokenizer.save_pretrained(tmp)

@@ -59,6 +59,7 @@ class RunSettings:
     precision:str='auto' # auto (bf16 on a GPU that has it, else fp16; fp32 on the CPU), fp32, bf16 or fp16
     grad_accum:int=1 # accumulate the gradients of N batches per optimizer step (an effective batch of N * bs)
     grad_checkpointing:bool=False # recompute activations in the backward pass: less memory, about a third more compute
+    shard:bool=False # split weights, gradients and optimizer state across the processes torchrun or accelerate launch started (FSDP2), instead of a copy in each
     lora_r:int=8 # LoRA recipes: rank of each adapter
     lora_alpha:int=16 # LoRA recipes: the adapters' output is scaled by alpha / r
     lora_dropout:float=0.1 # LoRA recipes: dropout on the adapters' input
@@ -163,6 +164,10 @@ def _check_recipe(s:RunSettings):
         raise ConfigError("--unlabelled texts are used only by domain adaptation: add --adapt-epochs N (e.g. 1), or drop --unlabelled.")
     if s.adapt_epochs and not recipe['pretrained']:
         raise ConfigError("--adapt-epochs adapts the pretrained weights, which --strategy scratch does not use: drop one of them.")
+    if s.shard and s.precision == 'fp16': raise ConfigError("--shard trains in bf16 or fp32, not fp16: use --precision bf16 (or auto on a GPU that has it).")
+    if s.shard and s.adapt_epochs:
+        raise ConfigError("--adapt-epochs trains a second model outside the sharded fit: adapt the encoder first (ftbook.adapt.domain_adapt), "
+                          "then --shard the fine-tuning with --model set to its folder.")
 
 def unfreeze_every(unfreeze):
     "`GradualUnfreezing.every` from an `unfreeze` setting: None (spread), 'epoch' or a number of steps"
