@@ -145,9 +145,10 @@ grid-tag: setup tag-data
 	$(BIN)/ftbook-grid --out nbs/grid/tag_results.jsonl --datasets $(TAG_GRID) --seeds 3 --recipes full@2e-4,discr-0.9@5e-4 --baseline full@0.0002 --jobs 2
 	$(BIN)/ftbook-grid --out nbs/grid/family_results.jsonl --datasets inquirer,whissell-pleasant,whissell-active --recipes full@1e-4,discr-0.9@2e-4 --baseline full@0.0001 --jobs 2
 
-# ftbook against a plain PyTorch loop and HF Trainer on the CPU budget (about 8 minutes on 2 cores); the benchmark page reads it
+# ftbook against a plain PyTorch loop and HF Trainer on the CPU budget, twice (about 8 minutes each on 2 cores): the benchmark page compares the two runs
 bench: setup
-	$(BIN)/ftbook-bench --quick --contenders ftbook-full,ftbook-gradual,ftbook-full-fastai-adam,plain-same,plain-random,trainer,trainer-grouped --out nbs/bench/quick_cpu.json
+	$(BIN)/ftbook-bench --quick --out nbs/bench/quick_cpu_rounds_1.json
+	$(BIN)/ftbook-bench --quick --out nbs/bench/quick_cpu_rounds_2.json
 
 # the docs site, offline: nbdev processes the notebooks, MkDocs renders them into _docs/ (Quarto cannot be installed here;
 # with Quarto, nbdev-docs works from the same nbs/_quarto.yml, nbs/nbdev.yml and nbs/sidebar.yml)

@@ -30,8 +30,9 @@ from .schedule import DEFAULT_STRATEGY  # and fit_with_strategy on Learner
 # %% auto #0
 __all__ = ['CONTENDERS', 'EXTRA', 'BASELINE', 'RUNNERS', 'PEAK_BF16_TFLOPS', 'LM_VARIANTS', 'MEMORY_RECIPES', 'reset_peak_memory',
            'peak_memory_mb', 'EpochTimer', 'Bench', 'run_ftbook', 'run_plain_same', 'run_plain_random', 'run_trainer',
-           'peak_tflops', 'mfu', 'run_bench', 'bench_table', 'profile_contenders', 'lm_flops_per_token', 'run_lm_bench',
-           'StepTimer', 'llama_1b_config', 'run_memory_bench', 'format_table', 'ftbook_bench']
+           'peak_tflops', 'mfu', 'rounds', 'ratio_summary', 'repeats_for', 'run_bench', 'bench_table',
+           'profile_contenders', 'lm_flops_per_token', 'run_lm_bench', 'StepTimer', 'llama_1b_config',
+           'run_memory_bench', 'format_table', 'ftbook_bench']
 
 # %% ../nbs/11_bench.ipynb #c5adac45
 CONTENDERS = {
@@ -217,51 +218,99 @@ def mfu(n_params:int, tokens_per_second:float, peak:float,
     if not peak: return None
     return (flops_per_token or 6 * n_params) * tokens_per_second / (peak * 1e12)
 
+# %% ../nbs/11_bench.ipynb #7ed381c2
+def rounds(contenders:list, # contender names, in the order given
+           repeats:int, # how many times each runs
+          ) -> list:
+    "The order of each round: A B C, then B C A, then C A B...: each contender runs once per round, in every position in turn"
+    n = len(contenders)
+    return [contenders[r % n:] + contenders[:r % n] for r in range(repeats)]
+
+def ratio_summary(times, # seconds per epoch of a contender, one per round
+                  base, # the baseline's, in the same rounds
+                 ) -> dict:
+    "Paired ratios, one per round: their median, range, the spread of their logarithm, and a 95% confidence interval (t on the logs)"
+    r = np.asarray(times, dtype=float) / np.asarray(base, dtype=float)
+    out = dict(time_vs_plain=round(float(np.median(r)), 3), time_vs_plain_min=round(float(r.min()), 3), time_vs_plain_max=round(float(r.max()), 3),
+               log_ratio_sd=None, time_vs_plain_ci95=None)
+    if len(r) > 1:
+        from scipy.stats import t
+        logs = np.log(r)
+        sd = float(logs.std(ddof=1))
+        half = t.ppf(0.975, len(r) - 1) * sd / math.sqrt(len(r))
+        out.update(log_ratio_sd=round(sd, 4), time_vs_plain_ci95=[round(float(np.exp(logs.mean() - half)), 3), round(float(np.exp(logs.mean() + half)), 3)])
+    return out
+
+def repeats_for(log_ratio_sd:float, # the spread of a ratio's logarithm between rounds (`ratio_summary`)
+                precision:float=0.02, # wanted half-width of the 95% interval, as a fraction of the ratio (0.02: plus or minus 2%)
+               ) -> int:
+    "Rounds needed for a ratio's 95% confidence interval to be that narrow, at the spread measured"
+    from scipy.stats import t
+    n = 2
+    while t.ppf(0.975, n - 1) * log_ratio_sd / math.sqrt(n) > math.log1p(precision): n += 1
+    return n
+
+
 # %% ../nbs/11_bench.ipynb #ce61f9cb
+def _run_once(bench:Bench, name:str, measure:bool) -> dict:
+    "One timed run of contender `name`: its seconds per epoch; with `measure`, also its peak memory and validation accuracy"
+    gc.collect()
+    if bench.device.type == 'cuda': torch.cuda.empty_cache()
+    measured = reset_peak_memory(bench.device)
+    seconds, model = RUNNERS[name](bench)
+    out = dict(seconds=seconds)
+    if measure: out.update(memory=round(peak_memory_mb(bench.device), 1) if measured else None, accuracy=round(bench.accuracy(model), 4))
+    return out
+
 def run_bench(contenders=None, # keys of `CONTENDERS` (default: all)
               peak:float=None, # device peak bf16 TFLOP/s for MFU (default: looked up from the device name)
               warmup:bool=None, # first train each contender untimed for one epoch on up to 3,000 reviews (default: on CUDA)
+              repeats:int=1, # rounds: every contender runs once per round, the rounds interleaved (A B C, B C A, ...)
               **kwargs) -> dict: # passed to `Bench`
-    "Run every contender once, in this process, and return the settings and one result row per contender."
-    bench = Bench(**kwargs)
+    "Run every contender `repeats` times, interleaved, in this process; return the settings and one row per contender (medians, paired ratios)"
     contenders = list(contenders or CONTENDERS)
     unknown = [c for c in contenders if c not in RUNNERS]
     if unknown: raise ConfigError(f"Unknown contender(s) {', '.join(unknown)}: choose from {', '.join(RUNNERS)}.")
+    if repeats < 1: raise ConfigError(f"repeats is {repeats}: run each contender at least once.")
+    bench = Bench(**kwargs)
     if warmup is None: warmup = bench.device.type == 'cuda'
     if warmup:  # CUDA picks and caches kernels per shape and per frozen/unfrozen pattern: the first run in a process pays for it
         small = Bench(**{**kwargs, 'limit': min(3000, bench.n_train + bench.n_valid), 'epochs': 1})
         for name in contenders: RUNNERS[name](small)
     peak = peak or peak_tflops(bench.device)
     n_params = sum(p.numel() for p in bench.new_model().parameters())
-    rows = []
-    for name in contenders:
-        gc.collect()
-        if bench.device.type == 'cuda': torch.cuda.empty_cache()
-        measured = reset_peak_memory(bench.device)
-        seconds, model = RUNNERS[name](bench)
-        memory = round(peak_memory_mb(bench.device), 1) if measured else None
-        per_epoch = float(np.mean(seconds))
-        tokens_per_s = bench.train_tokens / per_epoch
-        rows.append(dict(contender=name, description={**CONTENDERS, **EXTRA}[name], seconds_per_epoch=round(per_epoch, 3),
-                         epoch_seconds=[round(s, 3) for s in seconds], samples_per_second=round(bench.n_train / per_epoch, 1),
-                         tokens_per_second=round(tokens_per_s), peak_memory_mb=memory,
-                         accuracy=round(bench.accuracy(model), 4), mfu=mfu(n_params, tokens_per_s, peak)))
-        del model
-    base = next((r['seconds_per_epoch'] for r in rows if r['contender'] == BASELINE), None)
-    for r in rows: r['time_vs_plain'] = round(r['seconds_per_epoch'] / base, 3) if base else None
+    runs = {name: [] for name in contenders}
+    for r, order in enumerate(rounds(contenders, repeats)):
+        for name in order: runs[name].append(_run_once(bench, name, measure=r == 0))  # accuracy and memory: the first round's
+    rows = [_bench_row(bench, name, runs[name], runs.get(BASELINE), n_params, peak) for name in contenders]
     settings = dict(model=str(bench.model), device=str(bench.device), device_name=_device_name(bench.device),
                     n_train=bench.n_train, n_valid=bench.n_valid, train_tokens=bench.train_tokens, epochs=bench.epochs,
                     bs=bench.bs, max_len=bench.max_len, lr=bench.lr, seed=bench.seed, n_params=n_params, peak_tflops=peak,
-                    torch=torch.__version__, threads=torch.get_num_threads(), warmup=warmup)
+                    torch=torch.__version__, threads=torch.get_num_threads(), warmup=warmup, repeats=repeats,
+                    order=[list(o) for o in rounds(contenders, repeats)])
     return dict(settings=settings, rows=rows)
+
+def _bench_row(bench:Bench, name:str, runs:list, base_runs:list, n_params:int, peak:float) -> dict:
+    "One contender's row: median seconds per epoch over the rounds, throughput, the first round's memory and accuracy, the paired ratios"
+    per_round = [float(np.mean(r['seconds'])) for r in runs]
+    per_epoch = float(np.median(per_round))
+    tokens_per_s = bench.train_tokens / per_epoch
+    row = dict(contender=name, description={**CONTENDERS, **EXTRA}[name], seconds_per_epoch=round(per_epoch, 3),
+               seconds_per_round=[round(s, 3) for s in per_round], epoch_seconds=[round(s, 3) for s in runs[0]['seconds']],
+               samples_per_second=round(bench.n_train / per_epoch, 1), tokens_per_second=round(tokens_per_s),
+               peak_memory_mb=runs[0]['memory'], accuracy=runs[0]['accuracy'], mfu=mfu(n_params, tokens_per_s, peak))
+    base = [float(np.mean(r['seconds'])) for r in base_runs] if base_runs else None
+    return dict(row, **(ratio_summary(per_round, base) if base else dict(time_vs_plain=None)))
 
 def _device_name(device) -> str:
     return torch.cuda.get_device_name(device) if torch.device(device).type == 'cuda' else (platform.processor() or platform.machine())
 
 def bench_table(result:dict) -> pd.DataFrame:
-    "The result rows as a table for reading"
+    "The result rows as a table for reading (with repeated rounds: the median ratio to the plain loop, its range and its 95% interval)"
     df = pd.DataFrame(result['rows']).set_index('contender')
     cols = ['seconds_per_epoch', 'time_vs_plain', 'samples_per_second', 'tokens_per_second', 'peak_memory_mb', 'accuracy']
+    if 'time_vs_plain_ci95' in df and df['time_vs_plain_ci95'].notna().any():
+        cols[2:2] = ['time_vs_plain_min', 'time_vs_plain_max', 'time_vs_plain_ci95']
     if df['mfu'].notna().any(): cols.append('mfu')
     return df[cols]
 
@@ -446,11 +495,12 @@ def format_table(result:dict) -> str:
     return bench_table(result).to_string(float_format=lambda v: f'{v:,.3f}')
 
 @call_parse
-def ftbook_bench(quick:bool=False, # the CPU budget: 2,000 reviews, 2 epochs (about 10 minutes on 2 cores)
+def ftbook_bench(quick:bool=False, # the CPU budget: 600 reviews, 1 epoch, 5 interleaved rounds (about 8 minutes on 2 cores)
                  model:str=None, # classifier model folder (default: the bundled MiniLM)
                  data:str=None, # CSV with text/label columns (default: the bundled Rotten Tomatoes task)
-                 limit:int=None, epochs:int=2, bs:int=32, max_len:int=128, lr:float=2e-4, seed:int=42,
-                 contenders:str=None, # comma-separated keys (default: all six)
+                 limit:int=None, epochs:int=None, bs:int=32, max_len:int=128, lr:float=2e-4, seed:int=42,
+                 contenders:str=None, # comma-separated keys (default: all of CONTENDERS)
+                 repeats:int=None, # rounds, each contender once per round, interleaved (default: 5 with --quick, else 1)
                  lm:bool=False, # also benchmark causal-LM fine-tuning (SmolLM2-135M; meant for a GPU)
                  lm_model:str=None, # causal LM folder for --lm
                  lm_random_init:bool=False, # --lm with random weights from the config (same speed)
@@ -464,10 +514,12 @@ def ftbook_bench(quick:bool=False, # the CPU budget: 2,000 reviews, 2 epochs (ab
                 ):
     "Benchmark ftbook against a hand-written PyTorch loop and Hugging Face Trainer; print a table, write JSON."
     from ftbook.cli import _cli_errors  # one line on stderr and exit code 2 for bad input, as the other commands
-    if quick and limit is None: limit = 2000
+    if quick: limit = limit or 600  # many short rounds rather than one long one: ratios that survive a noisy machine
+    epochs = epochs or (1 if quick else 2)
+    if repeats is None: repeats = 5 if quick else 1
     with _cli_errors('ftbook-bench'):
         result = run_bench(contenders.split(',') if contenders else None, peak=peak_tflops, model=model, data=data,
-                           limit=limit, epochs=epochs, bs=bs, max_len=max_len, lr=lr, seed=seed)
+                           limit=limit, epochs=epochs, bs=bs, max_len=max_len, lr=lr, seed=seed, repeats=repeats)
     print(format_table(result))
     if lm:
         result['lm'] = run_lm_bench(lm_model, block_size=lm_block_size, bs=lm_bs, steps=lm_steps,

@@ -252,7 +252,7 @@ def test_bench_runs_and_writes_json(tmp_path):
     "ftbook-bench end to end on a tiny budget: a table on screen, JSON with one row per contender and the ratios"
     out = tmp_path/'bench.json'
     res = run_cli('ftbook-bench', '--contenders', 'ftbook-gradual,plain-same,trainer', '--limit', '150', '--epochs', '1',
-                  '--bs', '16', '--max-len', '32', '--out', out)
+                  '--bs', '16', '--max-len', '32', '--repeats', '2', '--out', out)
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'time_vs_plain' in res.stdout and 'plain-same' in res.stdout
     result = json.loads(out.read_text())
@@ -264,6 +264,9 @@ def test_bench_runs_and_writes_json(tmp_path):
     if reset_peak_memory('cpu'): assert all(r['peak_memory_mb'] > 100 for r in rows.values()), rows  # a model and its data
     else: assert all(r['peak_memory_mb'] is None for r in rows.values()), rows  # missing, not a stale peak
     assert result['settings']['n_train'] + result['settings']['n_valid'] == 150
+    assert result['settings']['order'] == [['ftbook-gradual', 'plain-same', 'trainer'], ['plain-same', 'trainer', 'ftbook-gradual']]
+    assert all(len(r['seconds_per_round']) == 2 and r['time_vs_plain_min'] <= r['time_vs_plain'] <= r['time_vs_plain_max'] for r in rows.values())
+    assert rows['plain-same']['time_vs_plain_ci95'] == [1.0, 1.0]
 
 def test_bench_refuses_an_unknown_contender(tmp_path):
     out = tmp_path/'bench.json'
@@ -271,6 +274,8 @@ def test_bench_refuses_an_unknown_contender(tmp_path):
     assert res.returncode == 2
     assert 'Unknown contender' in res.stderr and 'choose from' in res.stderr
     assert not out.exists()
+    res = run_cli('ftbook-bench', '--repeats', '0', '--limit', '150', '--out', out)
+    assert_refused(res, 'ftbook-bench', 'repeats is 0: run each contender at least once', out)
 
 
 # ---- interruption and resume, with real signals sent to a real process
