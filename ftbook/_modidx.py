@@ -302,6 +302,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'ftbook/distributed.py'),
                                     'ftbook.distributed.Learner.data_parallel': ( 'distributed.html#learner.data_parallel',
                                                                                   'ftbook/distributed.py'),
+                                    'ftbook.distributed.Learner.distributed_by': ( 'distributed.html#learner.distributed_by',
+                                                                                   'ftbook/distributed.py'),
                                     'ftbook.distributed.ShardedDL': ('distributed.html#shardeddl', 'ftbook/distributed.py'),
                                     'ftbook.distributed.ShardedDL.__len__': ('distributed.html#shardeddl.__len__', 'ftbook/distributed.py'),
                                     'ftbook.distributed.ShardedDL._broadcast': ( 'distributed.html#shardeddl._broadcast',

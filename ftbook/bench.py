@@ -262,6 +262,7 @@ def _run_once(bench:Bench, name:str, measure:bool) -> dict:
     if measure: out.update(memory=round(peak_memory_mb(bench.device), 1) if measured else None, accuracy=round(bench.accuracy(model), 4))
     return out
 
+# %% ../nbs/11_bench.ipynb #0c522126
 def run_bench(contenders=None, # keys of `CONTENDERS` (default: all)
               peak:float=None, # device peak bf16 TFLOP/s for MFU (default: looked up from the device name)
               warmup:bool=None, # first train each contender untimed for one epoch on up to 3,000 reviews (default: on CUDA)

@@ -222,6 +222,12 @@ def _save(self:Checkpointer, reason:str, epoch_done:bool=False) -> Path:
     return folder
 
 @patch
+def _save_best(self:Checkpointer):
+    if rank_distrib() != 0: return
+    with atomic_dir(self.path/'best', replace=True) as tmp: _hard_link_or_copy(self.path/'latest', tmp)
+
+# %% ../nbs/08_checkpoint.ipynb #1ecf4ce7
+@patch
 def _save_sharded(self:Checkpointer, folder:Path, reason:str, epoch_done:bool) -> Path:
     "Every process writes its shards (`save_sharded`) and random state into rank 0's temporary folder; rank 0 the rest, then makes it `folder`"
     rank = dist_rank()
@@ -241,11 +247,6 @@ def _save_sharded(self:Checkpointer, folder:Path, reason:str, epoch_done:bool) -
     return folder
 
 def _rng_file(rank:int) -> str: return 'rng' if rank == 0 else f'rng-rank{rank}'  # each process draws its own dropout masks
-
-@patch
-def _save_best(self:Checkpointer):
-    if rank_distrib() != 0: return
-    with atomic_dir(self.path/'best', replace=True) as tmp: _hard_link_or_copy(self.path/'latest', tmp)
 
 # %% ../nbs/08_checkpoint.ipynb #b17ba048
 @patch

@@ -48,6 +48,20 @@ class DataParallelTrainer(DistributedTrainer):
 # %% ../nbs/07_distributed.ipynb #ea3e7de0
 @patch
 @contextmanager
+def distributed_by(self:Learner, cb, # the callback that distributes the fit (`DataParallelTrainer`, or sharding's `ShardedTrainer`)
+                   rank:int=None): # this process's rank (default: fastai's `rank_distrib`)
+    "Add `cb` inside this block, with the progress bar on rank 0 only (as fastai's `distrib_ctx` does)"
+    rank = rank_distrib() if rank is None else rank
+    self.add_cb(cb)
+    progress = [c for c in self.cbs if isinstance(c, ProgressCallback)]
+    if rank: self.remove_cbs(progress)
+    try: yield self
+    finally:
+        self.remove_cb(cb)
+        if rank: self.add_cbs(progress)
+
+@patch
+@contextmanager
 def data_parallel(self:Learner, find_unused_parameters:bool=True, # let DDP skip frozen parameters (needed with gradual unfreezing)
                   **kwargs): # passed to `accelerate.Accelerator`
     "Train inside this block with one process per device when launched by `accelerate launch`; no-op in a single process."
@@ -58,14 +72,7 @@ def data_parallel(self:Learner, find_unused_parameters:bool=True, # let DDP skip
     handlers = list(kwargs.pop('kwargs_handlers', []))
     handlers.append(DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters))
     kwargs.setdefault('cpu', not torch.cuda.is_available())  # without it, Accelerate sees no GPU and no distribution
-    cb = DataParallelTrainer(sync_bn=False, kwargs_handlers=handlers, **kwargs)
-    self.add_cb(cb)
-    progress = [c for c in self.cbs if isinstance(c, ProgressCallback)]
-    if rank_distrib(): self.remove_cbs(progress)
-    try: yield self
-    finally:
-        self.remove_cb(cb)
-        if rank_distrib(): self.add_cbs(progress)
+    with self.distributed_by(DataParallelTrainer(sync_bn=False, kwargs_handlers=handlers, **kwargs)): yield self
 
 # %% ../nbs/07_distributed.ipynb #49ab77ed
 def weights_digest(model:torch.nn.Module) -> str:
