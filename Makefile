@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft grid-imbalance readme docs clean
 
 setup: $(STAMP)
 
@@ -61,17 +61,18 @@ clean:
 ablation: setup
 	$(BIN)/ftbook-ablation --quick --out nbs/ablation/quick.json
 
-# Debian's FreeDict English-French dictionary (real word and phrase pairs; GPL-2+), the seq2seq chapter's data: downloaded from
+# Debian's FreeDict English-French and English-Spanish dictionaries (real word and phrase pairs; GPL-2+), the seq2seq chapter's data: downloaded from
 # the Debian registry with apt-get (no root needed; if the package lists are missing, they are updated first) and unpacked here
 FREEDICT := .cache/freedict/usr/share/dictd
 export FTBOOK_FREEDICT := $(CURDIR)/$(FREEDICT)
 SWORD := .cache/sword/usr/share/sword
 export FTBOOK_SWORD := $(CURDIR)/$(SWORD)
-seq2seq-data: $(FREEDICT)/freedict-eng-fra.index $(SWORD)/mods.d/spaRV1909eb.conf
-$(FREEDICT)/freedict-eng-fra.index:
+seq2seq-data: $(FREEDICT)/freedict-eng-fra.index $(FREEDICT)/freedict-eng-spa.index $(SWORD)/mods.d/spaRV1909eb.conf
+# English-French is the seq2seq chapter's; English-Spanish (5,907 entries) is the seq2seq grid's second set (12_grid)
+$(FREEDICT)/freedict-%.index:
 	mkdir -p .cache/freedict
-	cd .cache && { apt-get download dict-freedict-eng-fra || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download dict-freedict-eng-fra; }; }
-	dpkg-deb -x .cache/dict-freedict-eng-fra_*.deb .cache/freedict
+	cd .cache && { apt-get download dict-freedict-$* || { { sudo -n apt-get update -qq || apt-get update -qq; } && apt-get download dict-freedict-$*; }; }
+	dpkg-deb -x .cache/dict-freedict-$*_*.deb .cache/freedict
 	test -f $@
 
 # Real SQuAD v1.1 questions (five, on Notre Dame, from SQuAD's dev set; CC BY-SA 4.0) and SQuAD's official v1.1 evaluation script, as
@@ -143,7 +144,25 @@ TAG_GRID := wsj-names,wsj-pos,tiger-pos
 grid-tag: setup tag-data
 	$(BIN)/ftbook-grid --out nbs/grid/tag_results.jsonl --datasets $(TAG_GRID) --seeds 2 --recipes full@2e-4,discr-0.9@5e-4,discr-0.9-bs32@2e-4 --baseline full@0.0002 --jobs 2
 	$(BIN)/ftbook-grid --out nbs/grid/tag_results.jsonl --datasets $(TAG_GRID) --seeds 3 --recipes full@2e-4,discr-0.9@5e-4 --baseline full@0.0002 --jobs 2
-	$(BIN)/ftbook-grid --out nbs/grid/family_results.jsonl --datasets inquirer,whissell-pleasant,whissell-active --recipes full@1e-4,discr-0.9@2e-4 --baseline full@0.0001 --jobs 2
+	$(BIN)/ftbook-grid --out nbs/grid/family_results.jsonl --datasets inquirer,whissell-pleasant,whissell-active,mfd,word-freq --recipes full@1e-4,discr-0.9@2e-4 --baseline full@0.0001 --jobs 2
+
+# The seq2seq grid (12_grid): an encoder-decoder warm-started from MiniLM on two FreeDict dictionaries, 2 and 6 epochs (it learns nothing
+# in fewer), full fine-tuning against discr at 1e-3 (the short-budget sweep, nbs/grid/seq2seq_sweep.jsonl, found no rate that learns)
+grid-seq2seq: setup seq2seq-data
+	$(BIN)/ftbook-grid --out nbs/grid/seq2seq_results.jsonl --datasets freedict-fra,freedict-spa --budgets 2,6 --recipes full@1e-3,discr-0.9@1e-3 --baseline full@0.001 --jobs 2
+
+# The instruction-tuning grid (12_grid), for a GPU (a CPU run of SmolLM2-135M takes minutes per 100 examples): review verdicts and FreeDict
+# translations as instructions; the rates are chapter 11's (full 5e-5); sweep first on a new machine (--sizes 500 --budgets 1 --seeds 1)
+grid-sft: setup seq2seq-data
+	$(BIN)/ftbook-grid --out nbs/grid/sft_results.jsonl --datasets rt-judge,freedict-instruct --recipes full@5e-5,discr-0.9@2e-4 --baseline full@0.00005 --jobs 1
+
+# Rare classes (12_grid): the default against itself with a 10x head rate, balanced class weights or twice the warm-up, on the shortest
+# cell of tagging names (at the default batch of 8 and the old batch of 32, where tagging failed) and of two many-class sets
+grid-imbalance: setup tag-data grid-data
+	$(BIN)/ftbook-grid --out nbs/grid/imbalance_results.jsonl --datasets wsj-names --sizes 500 --budgets 1 --baseline discr-0.9@0.0005 --jobs 2 \
+		--recipes discr-0.9@5e-4,discr-0.9-head10@5e-4,discr-0.9-balanced@5e-4,discr-0.9-warm50@5e-4,discr-0.9-bs32@2e-4,discr-0.9-bs32-head10@2e-4,discr-0.9-bs32-balanced@2e-4,discr-0.9-bs32-warm50@2e-4
+	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/imbalance_results.jsonl --datasets hamlet,fortunes --sizes 500 --budgets 1 --baseline discr-0.9@0.0002 --jobs 2 \
+		--recipes discr-0.9@2e-4,discr-0.9-head10@2e-4,discr-0.9-balanced@2e-4,discr-0.9-warm50@2e-4
 
 # ftbook against a plain PyTorch loop and HF Trainer on the CPU budget, twice (about 8 minutes each on 2 cores): the benchmark page compares the two runs
 bench: setup

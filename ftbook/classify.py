@@ -23,7 +23,7 @@ from fastcore.meta import delegates
 from .core import ConfigError, DataError, FtbookError, ModelError, atomic_dir, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, _label_str, clean_texts, load_tokenizer, pad_ids, pin_memory_for,
                          read_table, read_texts, split_columns, split_rows, tokenize_texts)
-from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
+from .learner import (RARE_CLASS_ADVICE, SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
                             _from_pretrained_with_head, _load_with_head, _remember_hub_id, _use_mixed_precision, TaskFamily, register_task, task_family)
 from .splitter import transformer_splitter
 
@@ -531,7 +531,12 @@ def _classify_trivial(dls) -> dict:
     valid = encode_targets(dls.valid_df, dls.vocab, dls.task)
     if dls.task == 'multilabel': return dict(scores=dict(f1_micro=_best_constant_f1(dls.train_targets, valid)), predictor='the same most frequent labels for every text')
     top = int(np.bincount(dls.train_targets, minlength=len(dls.vocab)).argmax())
-    return dict(scores=dict(accuracy=float((valid == top).mean())), predictor=f'always predicting the most frequent class {dls.vocab[top]!r}')
+    return dict(scores=dict(accuracy=float((valid == top).mean())), predictor=f'always predicting the most frequent class {dls.vocab[top]!r}',
+                advice=RARE_CLASS_ADVICE)
+
+def _classify_class_counts(dls):
+    "Training texts per class for single-label classification (None for multi-label and regression, which have no classes to weigh)"
+    return np.bincount(dls.train_targets, minlength=len(dls.vocab)) if dls.task == 'classify' else None
 
 # %% ../nbs/03a_classify.ipynb #c9622d05
 def _classify_data(data, model_dir, text_col, label_col, group_col, task, label_delim, **batching):
@@ -589,4 +594,5 @@ def _classify_predict(model_dir, texts:list, data, options:dict) -> list:
 # %% ../nbs/03a_classify.ipynb #7f3884ec
 register_task(TaskFamily('classify', TASKS, TASK_METRICS, dataloaders=_classify_data,
                          learner=lambda dls, model, pretrained, mixed_precision: classifier_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
-                         scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final, trivial=_classify_trivial));
+                         scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final, trivial=_classify_trivial,
+                         class_counts=_classify_class_counts));

@@ -25,10 +25,10 @@ from .core import ConfigError, DataError, FtbookError, atomic_write_text, resour
 from .checkpoint import CheckpointError, Checkpointer, EarlyStopping, NonFiniteGuard, NumericalError, TrainingInterrupted, latest_checkpoint
 from .data import _check_columns, read_table
 from .adapt import adaptation_texts, domain_adapt
-from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, TrainingWarning, learned_nothing, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
+from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, TrainingWarning, LEARNED_NOTHING_ADVICE, learned_nothing, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
 import ftbook.lora  # adds Learner.add_lora
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule
-from .settings import (ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
+from .settings import (_class_weights_refusal, ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
                              read_settings, resumed_settings, task_defaults_text, unfreeze_every)  # importing the settings registers every task family
 from .distributed import DataParallelTrainer, shard_summary
 from .shard import check_can_shard, check_shardable, sharding_summary
@@ -180,6 +180,11 @@ def _make_learner(dls, s:RunSettings, model, adapted=None):
     if adapted is not None: learn.model.hf_model.config._name_or_path = str(model)  # the export names the model it grew from
     learn.wd = s.weight_decay  # fastai's fit sets it as each group's decay (`TorchOptimWrapper` spares biases and norms)
     if s.grad_checkpointing: enable_gradient_checkpointing(learn)
+    if s.class_weights is not None:  # the task may be known only now (multi-label data has no classes to weigh)
+        family = task_family(dls.task)
+        counts = family.class_counts(dls) if family.class_counts is not None else None
+        if counts is None: raise ConfigError(_class_weights_refusal(dls.task))
+        learn.weigh_classes(counts)
     if s.recipe['lora']: learn.add_lora(r=s.lora_r, alpha=s.lora_alpha, dropout=s.lora_dropout, target_modules=s.lora_targets)
     if s.schedule is not None: GradualUnfreezing(phases=s.schedule).check(learn, s.epochs)
     return learn
@@ -206,11 +211,13 @@ def _untrained_score(learn) -> dict:
     return dict(scores={metric: float(values[1 + names.index(metric)])}, predictor='the model before fine-tuning') if metric in names else None
 
 def _learned_nothing(learn, final:dict, before:dict=None) -> dict:
-    "What `learned_nothing` says of the run's final scores against its family's trivial predictor (or, generative, the model before training)"
+    "What `learned_nothing` says of the run's final scores against its family's trivial predictor, else (generative) the model before training"
     family = task_family(learn.dls.task)
-    trivial = family.trivial(learn.dls) if family.trivial is not None else before
-    if trivial is None or not set(trivial['scores']) & set(final): return None
-    return learned_nothing(final, trivial['scores'], trivial['predictor'])
+    for trivial in (family.trivial(learn.dls) if family.trivial is not None else None, before):  # seq2seq's needs generated scores
+        if trivial is not None and set(trivial['scores']) & set(final):
+            return learned_nothing(final, trivial['scores'], trivial['predictor'], margin=trivial.get('margin', 0.005),
+                                   advice=trivial.get('advice', LEARNED_NOTHING_ADVICE))
+    return None
 
 # %% ../nbs/09_cli.ipynb #0bfcd179
 def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool, start:float):
@@ -225,7 +232,7 @@ def _train(dls, s:RunSettings, model, adapted, adaptation, folder, progress:bool
     parallel = learn.sharded() if s.shard else learn.data_parallel(find_unused_parameters=can_freeze)
     with parallel, learn.no_bar(), (nullcontext() if progress and rank_distrib() == 0 else learn.no_logging()):
         learn.fit_with_strategy(s.strategy, s.epochs, s.lr, s.recipe['decay'], cbs=cbs, every=unfreeze_every(s.unfreeze), until=s.until,
-                                phases=s.schedule, warmup_frac=s.warmup)
+                                phases=s.schedule, warmup_frac=s.warmup, head_lr_mult=s.head_lr_mult)
         trainers = [c for c in learn.cbs if isinstance(c, DataParallelTrainer)]
         distributed = shard_summary(trainers[0], learn.model, len(dls.train_df)) if trainers else None
     if s.shard: distributed = dict(sharding_summary(learn), sharded=True)  # every process holds its part: what each holds

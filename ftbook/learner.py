@@ -26,10 +26,10 @@ from fastcore.basics import patch
 from .core import ConfigError, ModelError, atomic_dir, resolve_model
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'LEARNED_NOTHING_ADVICE', 'ModelWarning', 'torch_adamw',
-           'TorchOptimWrapper', 'enable_gradient_checkpointing', 'DeviceSmoothLoss', 'SmoothLossOnDevice',
-           'HostReadAudit', 'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily', 'register_task', 'task_family',
-           'all_tasks', 'TrainingWarning', 'learned_nothing']
+__all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'LEARNED_NOTHING_ADVICE', 'RARE_CLASS_ADVICE', 'ModelWarning',
+           'torch_adamw', 'TorchOptimWrapper', 'enable_gradient_checkpointing', 'DeviceSmoothLoss',
+           'SmoothLossOnDevice', 'HostReadAudit', 'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily',
+           'register_task', 'task_family', 'all_tasks', 'TrainingWarning', 'learned_nothing', 'balanced_class_weights']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
@@ -332,7 +332,8 @@ class TaskFamily:
     column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
     predict_options:tuple=() # the options of ftbook-predict only this family reads (question answering: context)
     defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8} (see `RunSettings.with_task_defaults`)
-    trivial:Callable=None # (dls) -> the task's trivial predictor on validation, for `learned_nothing` (None: the family has none)
+    trivial:Callable=None # (dls) -> the task's trivial predictor on validation, for `learned_nothing`: scores, predictor, optional margin (None: none)
+    class_counts:Callable=None # (dls) -> training examples per class, in the order of the model's outputs, for class weights (None: a task without classes)
 
 # %% ../nbs/03_learner.ipynb #394c5dd1
 TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)
@@ -363,6 +364,7 @@ class TrainingWarning(UserWarning):
 
 LEARNED_NOTHING_ADVICE = ("more optimizer steps (more --epochs, or a smaller --bs), a higher rate for the new head (e.g. --lr 1e-3 with the default "
                           "discr recipe, whose lower layers get less), or another --strategy (full at --lr 1e-4, gradual)")
+RARE_CLASS_ADVICE = LEARNED_NOTHING_ADVICE + "; where one class is most of the data and more steps are not possible, --class-weights balanced"
 
 def _shown(v) -> str: return 'undefined' if v is None or v != v else f'{v:.4f}'
 
@@ -382,6 +384,27 @@ def learned_nothing(scores:dict, # the run's final validation scores by name (hi
                 trivial={m: float(trivial[m]) for m in failed}, predictor=predictor,
                 message=f"Validation {said} {'is' if len(failed) == 1 else 'are'} no better than {predictor} "
                         f"({', '.join(f'{trivial[m]:.4f}' for m in failed)}): the run learned nothing. Try first {advice}.")
+
+# %% ../nbs/03_learner.ipynb #341479bd
+def balanced_class_weights(counts, # training examples per class
+                          ) -> np.ndarray:
+    "Loss weight per class, inversely proportional to its count (scikit-learn's 'balanced': n / (k * count)); a class never seen weighs 0"
+    counts = np.asarray(counts, dtype=float)
+    seen, weights = counts > 0, np.zeros(len(counts))
+    weights[seen] = counts.sum() / (seen.sum() * counts[seen])
+    return weights
+
+@patch
+def weigh_classes(self:Learner, counts, # training examples per class, in the order of the model's outputs
+                 ) -> Learner:
+    "Replace the learner's cross-entropy loss by one weighted with `balanced_class_weights(counts)` (same ignored index)"
+    loss = getattr(self.loss_func, 'func', None)
+    if not isinstance(loss, nn.CrossEntropyLoss):
+        raise ConfigError(f"class weights weigh a cross-entropy loss, and this learner trains with {type(self.loss_func).__name__}: drop class_weights.")
+    from fastai.losses import CrossEntropyLossFlat
+    weight = torch.as_tensor(balanced_class_weights(counts), dtype=torch.float32, device=self.dls.device or default_device())
+    self.loss_func = CrossEntropyLossFlat(weight=weight, ignore_index=loss.ignore_index)
+    return self
 
 # %% ../nbs/03_learner.ipynb #1f753064
 def _model_to_save(hf_model, merge:bool):

@@ -436,6 +436,7 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
                       decay:float=None, # per-group multiplier for discriminative strategies
                       cbs=None, # more callbacks for this fit
                       warmup_frac:float=None, # fraction of training over which the rate rises to its peak (default: the schedule's own, 0.25 one-cycle, 0.1 slanted triangular)
+                      head_lr_mult:float=1.0, # the head's (last group's) peak rate is `lr` times this (a fresh head may want more than the body)
                       **kwargs): # passed to `GradualUnfreezing` (`phases=` gives any strategy but 'last' an explicit schedule)
     "Fit with one of the named recipes of `STRATEGIES`."
     s = strategy_settings(strategy, decay)
@@ -446,6 +447,11 @@ def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
         from ftbook.lora import has_lora  # a later module (LoRA builds on these callbacks); imported only when asked for
         if not has_lora(self.model): self.add_lora()
     lrs = self.discriminative_lrs(lr, s['decay']) if s['discriminative'] else lr
+    if head_lr_mult != 1:
+        if not head_lr_mult > 0: raise ConfigError(f"head_lr_mult is {head_lr_mult}: use a positive multiple of the top rate, e.g. 10 (1: none).")
+        if self.opt is None: self.create_opt()
+        lrs = np.array(lrs, dtype=float) * np.ones(len(self.opt.param_lists))
+        lrs[-1] *= head_lr_mult
     cbs = L(cbs)
     if s['gradual'] or phases is not None: cbs += GradualUnfreezing(**kwargs)
     elif s['head_only']: cbs += GradualUnfreezing(**{**kwargs, 'start': 1, 'every': 'never'})

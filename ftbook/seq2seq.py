@@ -30,10 +30,11 @@ from .classify import _load_export
 import ftbook.schedule  # adds fit_with_strategy, fit_stlr and discriminative_lrs to Learner
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'seq2seq_pairs', 'freedict_folder', 'freedict_pairs', 'sword_folder', 'osis_text', 'bible_verses',
-           'bible_pairs', 'decoder_start_token', 'tokenize_pairs', 'Seq2SeqBatchDL', 'Seq2SeqDataLoaders',
-           'warm_start_seq2seq', 'load_seq2seq_model', 'Seq2SeqLM', 'seq2seq_splitter', 'token_accuracy',
-           'seq2seq_learner', 'generate_targets', 'generation_scores', 'Seq2SeqPredictor']
+__all__ = ['IGNORE_INDEX', 'SEQ2SEQ_ADVICE', 'seq2seq_pairs', 'freedict_folder', 'freedict_pairs', 'sword_folder', 'osis_text',
+           'bible_verses', 'bible_pairs', 'decoder_start_token', 'tokenize_pairs', 'Seq2SeqBatchDL',
+           'Seq2SeqDataLoaders', 'warm_start_seq2seq', 'load_seq2seq_model', 'Seq2SeqLM', 'seq2seq_splitter',
+           'token_accuracy', 'seq2seq_learner', 'generate_targets', 'generation_scores', 'Seq2SeqPredictor',
+           'best_constant_target']
 
 # %% ../nbs/06c_seq2seq.ipynb #d1f6cbe3
 IGNORE_INDEX = -100  # the target of padding: no loss
@@ -454,9 +455,35 @@ def _pairs_predict(model_dir, texts:list, data, options:dict) -> list:
     if options['json_lines']: return [json.dumps(dict(source=t, target=w)) for t, w in zip(texts, out)]
     return [w.replace('\n', ' ') + '\t' + t.replace('\n', ' ') for t, w in zip(texts, out)]
 
+# %% ../nbs/06c_seq2seq.ipynb #f504e479
+def best_constant_target(targets:list, # the training targets
+                         candidates:int=20, # how many of the most frequent targets, and of the most frequent target words, to try
+                         sample:int=500, # score each candidate against this many training targets (all of them when fewer)
+                         seed:int=0, # which sample
+                        ) -> str:
+    "The one text with the best chrF when written for every source, among the most frequent training targets and target words"
+    import sacrebleu
+    targets = pd.Series(list(targets), dtype=str)
+    refs = targets.sample(min(sample, len(targets)), random_state=seed).tolist()
+    words = pd.Series(' '.join(targets).split(), dtype=str)
+    options = dict.fromkeys(targets.value_counts().index[:candidates].tolist() + words.value_counts().index[:candidates].tolist())
+    return max(options, key=lambda t: sacrebleu.corpus_chrf([t] * len(refs), [refs]).score)
+
+SEQ2SEQ_ADVICE = ("many more passes (a warm-started decoder's cross-attention starts from nothing: on a few thousand word pairs it began to learn "
+                  "after 3 to 6 --epochs), a rate of --lr 1e-3, or a pretrained seq2seq --model")
+
+def _pairs_trivial(dls) -> dict:
+    "The trivial seq2seq model: the best constant target written for each validation source the final scores generate for"
+    refs = dls.valid_df['target'].head(SCORED_BY_GENERATION).tolist()
+    constant = best_constant_target(dls.train_df['target'])
+    return dict(scores={'chrf': generation_scores([constant] * len(refs), refs)['chrf']}, predictor=f"writing {constant!r} for every source",
+                margin=0.5,  # chrF is in points: half a point, as the other families' half a percentage point
+                advice=SEQ2SEQ_ADVICE)
+
 # %% ../nbs/06c_seq2seq.ipynb #7c6c40bc
 register_task(TaskFamily('seq2seq', ('seq2seq',), {'seq2seq': ('token_accuracy',)}, dataloaders=_pairs_data,
                          learner=lambda dls, model, pretrained, mixed_precision: seq2seq_learner(dls, model, mixed_precision=mixed_precision),
-                         scores_line=_pairs_scores_line, predict=_pairs_predict, unit='pairs', final_scores=_pairs_final,
+                         scores_line=_pairs_scores_line, predict=_pairs_predict, unit='pairs', final_scores=_pairs_final, trivial=_pairs_trivial,
+                         defaults=dict(lr=1e-3),  # the warm start's new cross-attention needs more than classification's 2e-4 (12_grid)
                          recognises=lambda config: bool(getattr(config, 'is_encoder_decoder', False)), generative=True, column_names=('source', 'target'),
                          needs_data="--task seq2seq needs pairs of texts: pass --data FILE with source and target columns (or --source-col/--target-col)."));

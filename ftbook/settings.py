@@ -50,6 +50,8 @@ class RunSettings:
     bs:int=None # batch size (default: the task family's: 8 for tag, whose every word is a target; 32 otherwise)
     seed:int=42 # seed of sampling, split, initialisation and shuffling
     warmup:float=None # fraction of training over which the rate rises to its peak (default: 0.25 for one-cycle, 0.1 for slanted triangular)
+    head_lr_mult:float=1.0 # the head's peak rate is lr times this, on top of the recipe (e.g. 10 for a fresh head; 1: as the recipe says)
+    class_weights:str=None # classify and tag: 'balanced' weighs the loss by inverse class frequency, so rare classes count as much (default: none)
     weight_decay:float=0.01 # AdamW's decoupled weight decay, on weight matrices only (biases and norms never decay)
     unfreeze:str|int='spread' # gradual recipes: spread (thaws over `until` of training), epoch (one group per epoch), or every N steps
     until:float=0.5 # with unfreeze spread: fraction of training by which every group trains
@@ -111,6 +113,7 @@ def _check_numbers(s:RunSettings):
     if s.limit is not None and s.limit < 2: raise ConfigError(f"limit is {s.limit}: use at least 2 rows (or no limit).")
     if not 0 < s.valid_pct < 1: raise ConfigError(f"valid_pct is {s.valid_pct}: use a share between 0 and 1, e.g. 0.2.")
     if s.warmup is not None and not 0 < s.warmup < 1: raise ConfigError(f"warmup is {s.warmup}: use a fraction of training between 0 and 1, e.g. 0.1.")
+    if not s.head_lr_mult > 0: raise ConfigError(f"head_lr_mult is {s.head_lr_mult}: use a positive multiple of the top rate, e.g. 10 (1: none).")
     if s.weight_decay < 0: raise ConfigError(f"weight_decay is {s.weight_decay}: use 0 (none) or a small positive value, e.g. 0.01.")
     if s.grad_accum < 1: raise ConfigError(f"grad_accum is {s.grad_accum}: accumulate over 1 batch (none) or more, e.g. 4.")
     if s.patience is not None and s.patience < 1: raise ConfigError(f"patience is {s.patience}: wait at least 1 epoch (or leave it out: no early stopping).")
@@ -123,15 +126,20 @@ def _check_task(s:RunSettings):
     "The task, the monitor (against the task when it is given) and what generative tasks cannot do"
     if s.task is not None and s.task not in ALL_TASKS: raise ConfigError(f"task is {s.task!r}: choose one of {', '.join(ALL_TASKS)}.")
     check_monitor(s.monitor, s.task)
+    if s.class_weights not in (None, 'balanced'): raise ConfigError(f"class_weights is {s.class_weights!r}: use 'balanced' (or leave it out: no weights).")
     if s.save_every is not None and s.save_every < 1: raise ConfigError(f"save_every is {s.save_every}: checkpoint every 1 or more steps.")
     if s.eval_every is not None and s.eval_every < 1: raise ConfigError(f"eval_every is {s.eval_every}: validate every 1 or more steps.")
     if s.task is None: return
     family = task_family(s.task)
     if s.data is None and family.needs_data: raise ConfigError(family.needs_data)
+    if s.class_weights is not None and family.class_counts is None: raise ConfigError(_class_weights_refusal(s.task))
     if not family.generative: return
     if not s.recipe['pretrained']: raise ConfigError(f"--task {s.task} starts from pretrained weights: choose a strategy other than scratch.")
     if s.adapt_epochs: raise ConfigError(f"--adapt-epochs adapts an encoder for classification; --task {s.task} has no such stage: drop it.")
     if s.label_delim is not None: raise ConfigError(f"--label-delim separates the labels of one text; --task {s.task} has none: drop it.")
+
+def _class_weights_refusal(task:str) -> str:
+    return f"--class-weights weighs the classes of single-label tasks (classify, tag); --task {task} has no classes to weigh: drop it."
 
 def check_monitor(monitor:str, task:str=None):
     "Refuse a monitor no task measures, and one the task does not measure once the task is known"

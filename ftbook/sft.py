@@ -285,7 +285,8 @@ def _chat_data(data, model_dir, text_col, label_col, group_col, task, label_deli
     table = read_table(data)
     if limit is not None and limit < len(table): table = table.sample(n=limit, random_state=seed).reset_index(drop=True)
     if group_col is not None: _check_columns(table, {'group': group_col})
-    convs = chat_examples(table, messages_col=text_col or 'messages', prompt_col=text_col or 'prompt', completion_col=label_col or 'completion')
+    if label_col is not None: convs = chat_examples(table, messages_col=None, prompt_col=text_col or 'prompt', completion_col=label_col)  # prompts and answers
+    else: convs = chat_examples(table, messages_col=text_col or 'messages')
     return ChatDataLoaders.from_conversations(convs, load_tokenizer(model_dir), groups=table[group_col] if group_col else None,
                                               valid_pct=valid_pct, seed=seed, max_len=max_len, bs=bs, pack=True)
 

@@ -23,7 +23,7 @@ from fastcore.meta import delegates
 from .core import ConfigError, DataError, ModelError, resource_path
 from .data import (DataWarning, PaddedTextDL, _check_columns, load_tokenizer, model_max_length, pad_ids, pin_memory_for,
                          read_table, resolve_model, split_rows)
-from .learner import (SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
+from .learner import (RARE_CLASS_ADVICE, SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
                             _from_pretrained_with_head, _load_with_head, _remember_hub_id, _use_mixed_precision, TaskFamily, register_task)
 from .splitter import transformer_splitter
 from .classify import SequenceClassifier, _load_export
@@ -544,10 +544,15 @@ def _tag_trivial(dls) -> dict:
     s = tag_scores(true, [[top] * len(r) for r in true], iob)
     # entity data: beat its entity F1 (0) and get at least as many words right as it does
     return dict(scores=dict(entity_f1=s['entity_f1'], word_accuracy=s['word_accuracy']) if iob else dict(word_accuracy=s['word_accuracy']),
-                predictor=f'tagging every word {top!r}')
+                predictor=f'tagging every word {top!r}', advice=RARE_CLASS_ADVICE)
+
+def _tag_class_counts(dls) -> np.ndarray:
+    "Training words per tag, in the order of the model's outputs (`dls.vocab`): what `--class-weights` weighs the loss by"
+    index = {t: i for i, t in enumerate(dls.vocab)}
+    return np.bincount([index[t] for row in dls.train_df['tags'] for t in row], minlength=len(dls.vocab))
 
 # %% ../nbs/03b_tag.ipynb #dfbcc9d4
 register_task(TaskFamily('tag', ('tag',), {'tag': TAG_METRICS}, dataloaders=_tag_data,
                          learner=lambda dls, model, pretrained, mixed_precision: tagger_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
-                         scores_line=_tag_scores_line, predict=_tag_predict, unit='sentences', claims=_tag_claims, recognises=_is_token_classifier, defaults=dict(bs=8, lr=5e-4), trivial=_tag_trivial,
+                         scores_line=_tag_scores_line, predict=_tag_predict, unit='sentences', claims=_tag_claims, recognises=_is_token_classifier, defaults=dict(bs=8, lr=5e-4), trivial=_tag_trivial, class_counts=_tag_class_counts,
                          needs_data="--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file)."));

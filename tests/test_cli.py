@@ -413,6 +413,12 @@ KNOB_BAD = {
     'patience too long':    (['--patience', 2, '--epochs', 2], 'early stopping could never act'),
     'lora rank, no lora':   (['--lora-r', 4], "--lora-r shapes LoRA adapters, which strategy 'discr' does not add"),
     'lora target unknown':  (['--strategy', 'lora', '--lora-targets', 'nope', '--limit', 100], "LoRA target 'nope' names no layer"),
+    'head rate 0':          (['--head-lr-mult', 0], 'head_lr_mult is 0.0'),
+    'class weights unknown': (['--class-weights', 'sqrt'], "class_weights is 'sqrt': use 'balanced'"),
+    # multi-label found in the data, not given: refused once the data is read, before anything is written
+    'class weights, multi-label data': (lambda t: ['--data', _write(t/'m.csv', 'text,labels\n' + ''.join(f'word {i},{"a|b" if i % 2 else "b"}\n' for i in range(40))),
+                                                   '--label-col', 'labels', '--label-delim', '|', '--class-weights', 'balanced'],
+                                        '--task multilabel has no classes to weigh'),
     'config missing':       (['--config', 'nope.yaml'], 'Config file nope.yaml does not exist'),
     'config unknown key':   (lambda t: ['--config', _write(t/'c.yaml', 'learning_rate: 1e-4\n')], "Unknown setting 'learning_rate' in c.yaml"),
     'config wrong type':    (lambda t: ['--config', _write(t/'c.yaml', 'epochs: three\n')], "epochs is 'three' in c.yaml: use a whole number"),

@@ -40,6 +40,12 @@ def test_seq2seq_trains_and_reports_generated_scores(seq2seq):
     assert 'Validation chrF' in res.stdout and 'on 80 pairs' in res.stdout, res.stdout
     meta = json.loads((out/'model'/'ftbook.json').read_text())
     assert (meta['task'], meta['source_col'], meta['target_col']) == ('seq2seq', 'en', 'fr')
+    # 400 pairs for 2 epochs teach the warm-started model nothing that one constant word does not score (the seq2seq grid, 12_grid):
+    # the run says so once, against the best constant target chosen on the training targets
+    nothing = report['learned_nothing']
+    assert nothing is not None and nothing['predictor'].startswith('writing ') and set(nothing['scores']) == {'chrf'}, nothing
+    assert nothing['scores']['chrf'] <= nothing['trivial']['chrf'] + 0.5 and abs(nothing['scores']['chrf'] - f['chrf']) < 1e-9
+    assert sum('learned nothing' in l for l in res.stderr.splitlines()) == 1, res.stderr[-2000:]
 
 def test_seq2seq_predicts_scores_and_resumes(seq2seq, data):
     out, _, report = seq2seq
