@@ -429,6 +429,7 @@ def strategy_settings(strategy:str, # a key of `STRATEGIES`
                 head_only=strategy == 'last', pretrained=strategy != 'scratch', lora=strategy.startswith('lora'),
                 default_lr=LORA_LR if strategy.startswith('lora') else DEFAULT_LR)
 
+# %% ../nbs/04_schedule.ipynb #645b976a
 @patch
 def fit_with_strategy(self:Learner, strategy:str, # a key of `STRATEGIES`
                       n_epoch:int, # epochs
