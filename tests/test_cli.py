@@ -431,6 +431,18 @@ def test_bad_settings_exit_2_with_one_line(case, tmp_path):
     res = run_cli('ftbook-finetune', *args, '--out', tmp_path/'out', timeout=300)
     assert_refused(res, 'ftbook-finetune', msg, tmp_path/'out', tmp_path/'out-checkpoints')
 
+# ---- the rare-class options end to end (issue 27)
+def test_class_weights_and_head_rate_train_end_to_end(tmp_path):
+    "A classifier with --class-weights balanced and --head-lr-mult 10 on real reviews: it trains, the report records both, the head peaks at 10x the top block's rate over 0.9"
+    res = run_cli('ftbook-finetune', '--limit', 160, '--epochs', 1, '--bs', 16, '--class-weights', 'balanced', '--head-lr-mult', 10,
+                  '--no-save', '--no-checkpoints', '--report', tmp_path/'r.json')
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path/'r.json').read_text())
+    assert report['settings']['class_weights'] == 'balanced' and report['settings']['head_lr_mult'] == 10
+    peak = report['epochs'][0]['lr_peak']
+    assert abs(peak[-1] / peak[-2] - 10 / 0.9) < 1e-6 and abs(peak[-2] / peak[-3] - 1 / 0.9) < 1e-6, peak
+    assert 0 <= report['final']['accuracy'] <= 1
+
 # ---- a run that learned nothing says so (issue 27)
 def test_learning_nothing_warns_once_and_is_reported(trained, tmp_path):
     "A tagger trained at a rate too small to move it (1e-7, real debate sentences) is no better than tagging every word 'O': one warning line naming that and what to try, and the report records it; the shared run that learned stays silent"
