@@ -340,7 +340,7 @@ Settings come from flags, from --config FILE (YAML or JSON, flags override it), 
 def finetune_parser() -> argparse.ArgumentParser:
     "ftbook-finetune's flags: the command's own, then one per field of `RunSettings` (see `add_settings_flags`)"
     p = argparse.ArgumentParser(prog='ftbook-finetune', description=_FINETUNE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='What a run that sets none of --strategy, --decay, --lr, --bs trains with, by task (nbs/12_grid.ipynb):\n' + task_defaults_text())
+                                epilog='What a run that sets none of --strategy, --decay, --lr, --bs, --epochs trains with, by task (nbs/12_grid.ipynb):\n' + task_defaults_text())
     own = p.add_argument_group('the command')
     own.add_argument('--config', metavar='FILE', help='YAML or JSON file of settings (keys as the flags below); flags given too override it')
     own.add_argument('--print-config', action='store_true', help='print the resolved settings as YAML and exit: a --config file that reproduces this run')

