@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft grid-imbalance readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft grid-imbalance grid-head readme docs clean
 
 setup: $(STAMP)
 
@@ -163,6 +163,13 @@ grid-imbalance: setup tag-data grid-data
 		--recipes discr-0.9@5e-4,discr-0.9-head10@5e-4,discr-0.9-balanced@5e-4,discr-0.9-warm50@5e-4,discr-0.9-bs32@2e-4,discr-0.9-bs32-head10@2e-4,discr-0.9-bs32-balanced@2e-4,discr-0.9-bs32-warm50@2e-4
 	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/imbalance_results.jsonl --datasets hamlet,fortunes --sizes 500 --budgets 1 --baseline discr-0.9@0.0002 --jobs 2 \
 		--recipes discr-0.9@2e-4,discr-0.9-head10@2e-4,discr-0.9-balanced@2e-4,discr-0.9-warm50@2e-4
+
+# The head rate (12_grid): the default recipe with a ten-times head rate on every cell of the classification, multi-label/regression and
+# tagging grids, judged against the default's runs already in results.jsonl, family_results.jsonl and tag_results.jsonl (same seeds)
+grid-head: setup tag-data grid-data
+	FTBOOK_FORTUNES=$(FORTUNES) $(BIN)/ftbook-grid --out nbs/grid/head_results.jsonl --datasets rt,debates,convention,hamlet,fortunes --recipes discr-0.9-head10@2e-4 --baseline discr-0.9-head10@0.0002 --jobs 2
+	$(BIN)/ftbook-grid --out nbs/grid/head_results.jsonl --datasets inquirer,whissell-pleasant,whissell-active,mfd,word-freq --recipes discr-0.9-head10@2e-4 --baseline discr-0.9-head10@0.0002 --jobs 2
+	$(BIN)/ftbook-grid --out nbs/grid/head_results.jsonl --datasets $(TAG_GRID) --recipes discr-0.9-head10@5e-4 --baseline discr-0.9-head10@0.0005 --jobs 2
 
 # ftbook against a plain PyTorch loop and HF Trainer on the CPU budget, twice (about 8 minutes each on 2 cores): the benchmark page compares the two runs
 bench: setup

@@ -44,7 +44,7 @@ def run_one(strategy:str, # a key of `STRATEGIES`
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp)/'report.json'
         cmd = _finetune_command() + ['--strategy', strategy, '--seed', str(seed), '--epochs', str(epochs), '--bs', str(bs),
-                                     '--lr', str(lr), '--no-save', '--report', str(report)] + \
+                                     '--lr', str(lr), '--head-lr-mult', '1', '--no-save', '--report', str(report)] + \
               (['--limit', str(limit)] if limit else []) + list(extra or [])
         res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1'))
         if res.returncode != 0: raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")

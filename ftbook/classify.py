@@ -595,4 +595,5 @@ def _classify_predict(model_dir, texts:list, data, options:dict) -> list:
 register_task(TaskFamily('classify', TASKS, TASK_METRICS, dataloaders=_classify_data,
                          learner=lambda dls, model, pretrained, mixed_precision: classifier_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
                          scores_line=_classify_scores_line, predict=_classify_predict, final_scores=_classify_final, trivial=_classify_trivial,
-                         class_counts=_classify_class_counts));
+                         class_counts=_classify_class_counts,
+                         defaults=dict(head_lr_mult=dict(classify=10, multilabel=10))));  # a fresh head at 10x the top rate; not for regression (12_grid)

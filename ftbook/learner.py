@@ -331,7 +331,7 @@ class TaskFamily:
     generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
     column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
     predict_options:tuple=() # the options of ftbook-predict only this family reads (question answering: context)
-    defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8} (see `RunSettings.with_task_defaults`)
+    defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8}, or by task: {'head_lr_mult': {'classify': 10}} (see `RunSettings.with_task_defaults`)
     trivial:Callable=None # (dls) -> the task's trivial predictor on validation, for `learned_nothing`: scores, predictor, optional margin (None: none)
     class_counts:Callable=None # (dls) -> training examples per class, in the order of the model's outputs, for class weights (None: a task without classes)
 
@@ -362,8 +362,8 @@ SCORED_BY_GENERATION = 100  # validation examples whose generated texts the fina
 class TrainingWarning(UserWarning):
     "A run that finished but whose result needs the user's attention (it learned nothing); the commands print it as one line"
 
-LEARNED_NOTHING_ADVICE = ("more optimizer steps (more --epochs, or a smaller --bs), a higher rate for the new head (e.g. --lr 1e-3 with the default "
-                          "discr recipe, whose lower layers get less), or another --strategy (full at --lr 1e-4, gradual)")
+LEARNED_NOTHING_ADVICE = ("more optimizer steps (more --epochs, or a smaller --bs), a higher rate for the new head (--head-lr-mult 10, or "
+                          "--lr 1e-3 with the default discr recipe, whose lower layers get less), or another --strategy (full at --lr 1e-4, gradual)")
 RARE_CLASS_ADVICE = LEARNED_NOTHING_ADVICE + "; where one class is most of the data and more steps are not possible, --class-weights balanced"
 
 def _shown(v) -> str: return 'undefined' if v is None or v != v else f'{v:.4f}'

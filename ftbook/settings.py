@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ALL_TASKS', 'GENERATIVE_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'DEFAULT_OUT', 'RESUMABLE', 'RUN_DEFAULTS',
-           'RunSettings', 'course_fields', 'check_monitor', 'unfreeze_every', 'check_writable', 'task_defaults',
-           'task_defaults_text', 'read_settings', 'resumed_settings', 'add_settings_flags']
+           'RECIPE_DEFAULTS', 'RunSettings', 'course_fields', 'check_monitor', 'unfreeze_every', 'check_writable',
+           'task_defaults', 'task_defaults_text', 'read_settings', 'resumed_settings', 'add_settings_flags']
 
 # %% ../nbs/08a_settings.ipynb #cc6ca071
 import argparse, json, os
@@ -50,7 +50,7 @@ class RunSettings:
     bs:int=None # batch size (default: the task family's: 8 for tag, whose every word is a target; 32 otherwise)
     seed:int=42 # seed of sampling, split, initialisation and shuffling
     warmup:float=None # fraction of training over which the rate rises to its peak (default: 0.25 for one-cycle, 0.1 for slanted triangular)
-    head_lr_mult:float=1.0 # the head's peak rate is lr times this, on top of the recipe (e.g. 10 for a fresh head; 1: as the recipe says)
+    head_lr_mult:float=None # the head's peak rate is lr times this, on top of the recipe (default: the task family's with the default recipe: 10 for classify, multilabel and tag; 1, as the recipe says, otherwise)
     class_weights:str=None # classify and tag: 'balanced' weighs the loss by inverse class frequency, so rare classes count as much (default: none)
     weight_decay:float=0.01 # AdamW's decoupled weight decay, on weight matrices only (biases and norms never decay)
     unfreeze:str|int='spread' # gradual recipes: spread (thaws over `until` of training), epoch (one group per epoch), or every N steps
@@ -113,7 +113,7 @@ def _check_numbers(s:RunSettings):
     if s.limit is not None and s.limit < 2: raise ConfigError(f"limit is {s.limit}: use at least 2 rows (or no limit).")
     if not 0 < s.valid_pct < 1: raise ConfigError(f"valid_pct is {s.valid_pct}: use a share between 0 and 1, e.g. 0.2.")
     if s.warmup is not None and not 0 < s.warmup < 1: raise ConfigError(f"warmup is {s.warmup}: use a fraction of training between 0 and 1, e.g. 0.1.")
-    if not s.head_lr_mult > 0: raise ConfigError(f"head_lr_mult is {s.head_lr_mult}: use a positive multiple of the top rate, e.g. 10 (1: none).")
+    if s.head_lr_mult is not None and not s.head_lr_mult > 0: raise ConfigError(f"head_lr_mult is {s.head_lr_mult}: use a positive multiple of the top rate, e.g. 10 (1: none).")
     if s.weight_decay < 0: raise ConfigError(f"weight_decay is {s.weight_decay}: use 0 (none) or a small positive value, e.g. 0.01.")
     if s.grad_accum < 1: raise ConfigError(f"grad_accum is {s.grad_accum}: accumulate over 1 batch (none) or more, e.g. 4.")
     if s.patience is not None and s.patience < 1: raise ConfigError(f"patience is {s.patience}: wait at least 1 epoch (or leave it out: no early stopping).")
@@ -228,35 +228,51 @@ def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled
     return replace(self, lr=self.recipe['default_lr'] if self.lr is None else self.lr, schedule=phases)
 
 # %% ../nbs/08a_settings.ipynb #4f51466c
-RUN_DEFAULTS = dict(bs=32, epochs=2)  # settings whose default depends on the task family (`TaskFamily.defaults`); these when the family has none
+RUN_DEFAULTS = dict(bs=32, epochs=2, head_lr_mult=1.0)  # settings whose default depends on the task family (`TaskFamily.defaults`); these when the family has none
+RECIPE_DEFAULTS = ('lr', 'head_lr_mult')  # family defaults that belong to the default recipe, which the grids measured
 
 @patch
 def with_task_defaults(self:RunSettings, family, # the run's `TaskFamily`
                        unset:tuple=(), # fields to treat as not given although set (`check` fills the recipe's rate in: pass 'lr' if it was not given)
+                       task:str=None, # the run's task once the data has shown it (default: `self.task`)
                       ) -> RunSettings:
-    """The settings with those left unset (None) taken from the task family's defaults, then `RUN_DEFAULTS`. A family's `lr` is the top
-    rate of the default recipe (`DEFAULT_STRATEGY`) for its tasks: other recipes keep their own."""
-    defaults = {**RUN_DEFAULTS, **(family.defaults or {})}
-    if self.strategy != DEFAULT_STRATEGY: defaults.pop('lr', None)
+    """The settings with those left unset (None) taken from the task family's defaults, then `RUN_DEFAULTS`. A family's `lr` and `head_lr_mult`
+    were measured with the default recipe (`DEFAULT_STRATEGY`) and no explicit schedule: other recipes, and schedules whose phases set their
+    own rates, keep the recipe's rate and a head rate of 1. A default given per task (`{'classify': 10, 'multilabel': 10}`) waits for the
+    task: while the data has not shown it, that setting stays unset, and a second call with `task` fills it in."""
+    task = task or self.task
+    as_measured = self.strategy == DEFAULT_STRATEGY and self.schedule is None
+    defaults = dict(RUN_DEFAULTS)
+    for k, v in (family.defaults or {}).items():
+        if k in RECIPE_DEFAULTS and not as_measured: continue
+        if isinstance(v, dict):  # per task: tasks it does not name take `RUN_DEFAULTS`
+            if task is None: defaults.pop(k, None); continue
+            if task not in v: continue
+            v = v[task]
+        defaults[k] = v
     s = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None or k in unset})
     _check_patience(s)  # with the family's epochs
     return s
 
 # %% ../nbs/08a_settings.ipynb #129712f8
 def task_defaults() -> list:
-    "Per task family: its tasks, and the recipe, decay, top rate, batch size and epochs a run that sets none of them trains with"
+    "Per task family: its tasks, and the recipe, decay, top rate, head rate multiple, batch size and epochs a run that sets none of them trains with"
     rows = []
     for family in TASK_FAMILIES.values():
-        s = RunSettings(task=family.tasks[0])  # not `check`ed: a family that needs data would refuse it
-        s = replace(s, lr=s.recipe['default_lr']).with_task_defaults(family, unset=('lr',))
-        rows.append(dict(family=family.name, tasks=', '.join(family.tasks), strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, bs=s.bs, epochs=s.epochs))
+        for task in family.tasks:
+            s = RunSettings(task=task)  # not `check`ed: a family that needs data would refuse it
+            s = replace(s, lr=s.recipe['default_lr']).with_task_defaults(family, unset=('lr',))
+            row = dict(family=family.name, tasks=task, strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, head_lr_mult=s.head_lr_mult, bs=s.bs, epochs=s.epochs)
+            same = next((r for r in rows if dict(r, tasks=task) == row), None)  # a family's tasks share a row while their defaults agree
+            if same is not None: same['tasks'] += f', {task}'
+            else: rows.append(row)
     return rows
 
 def task_defaults_text() -> str:
     "`task_defaults` as the lines of a small table"
-    lines = [f"  {'tasks':<32} {'recipe':<8} {'decay':>5} {'top rate':>8} {'batch':>5} {'epochs':>6}"]
+    lines = [f"  {'tasks':<32} {'recipe':<8} {'decay':>5} {'top rate':>8} {'head':>4} {'batch':>5} {'epochs':>6}"]
     rate = lambda lr: f'{lr:.0e}'.replace('e-0', 'e-')  # 2e-4, not 0.0002
-    lines += [f"  {r['tasks']:<32} {r['strategy']:<8} {r['decay'] if r['decay'] is not None else '-':>5} {rate(r['lr']):>8} {r['bs']:>5} {r['epochs']:>6}" for r in task_defaults()]
+    lines += [f"  {r['tasks']:<32} {r['strategy']:<8} {r['decay'] if r['decay'] is not None else '-':>5} {rate(r['lr']):>8} {'x' + format(r['head_lr_mult'], 'g'):>4} {r['bs']:>5} {r['epochs']:>6}" for r in task_defaults()]
     return '\n'.join(lines)
 
 # %% ../nbs/08a_settings.ipynb #5e23c0de

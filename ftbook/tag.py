@@ -554,5 +554,5 @@ def _tag_class_counts(dls) -> np.ndarray:
 # %% ../nbs/03b_tag.ipynb #dfbcc9d4
 register_task(TaskFamily('tag', ('tag',), {'tag': TAG_METRICS}, dataloaders=_tag_data,
                          learner=lambda dls, model, pretrained, mixed_precision: tagger_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
-                         scores_line=_tag_scores_line, predict=_tag_predict, unit='sentences', claims=_tag_claims, recognises=_is_token_classifier, defaults=dict(bs=8, lr=5e-4), trivial=_tag_trivial, class_counts=_tag_class_counts,
+                         scores_line=_tag_scores_line, predict=_tag_predict, unit='sentences', claims=_tag_claims, recognises=_is_token_classifier, defaults=dict(bs=8, lr=5e-4, head_lr_mult=10), trivial=_tag_trivial, class_counts=_tag_class_counts,
                          needs_data="--task tag needs tagged data: pass --data FILE (words and tags per row, a text and its spans, or a CoNLL file)."));

@@ -227,8 +227,10 @@ def test_finetune_by_hub_id_from_the_offline_cache(hub_cache, tmp_path):
     assert report['settings']['strategy'] == DEFAULT_STRATEGY == 'discr'  # no --strategy: the recipe the grid chose
     assert [e['trainable_groups_at_start'] for e in report['epochs']] == [8]  # discr: every group trains from the start
     assert report['settings']['decay'] == 0.9 and report['settings']['lr'] == 2e-4  # at the decay and rate the grid judged
+    assert report['settings']['head_lr_mult'] == 10  # and the head rate the classification grid chose
     peak = report['epochs'][0]['lr_peak']
-    assert all(abs(lo / hi - 0.9) < 1e-6 for lo, hi in zip(peak[:-1], peak[1:])), peak
+    assert all(abs(lo / hi - 0.9) < 1e-6 for lo, hi in zip(peak[:-2], peak[1:-1])), peak  # the body's ladder
+    assert abs(peak[-1] / peak[-2] - 10 / 0.9) < 1e-6, peak  # the fresh head: ten times the top rate, the top block 0.9 of it
 
 def test_adapters_name_the_hub_id_and_predict_resolves_it(hub_cache, tmp_path):
     res = run_cli('ftbook-finetune', '--model', f'{HUB_ID}@main', '--strategy', 'lora', '--adapters-only', '--limit', 400, '--epochs', 1,
