@@ -28,7 +28,7 @@ from .adapt import adaptation_texts, domain_adapt
 from .learner import TASK_FAMILIES, EvaluateEvery, TaskFamily, TrainingWarning, LEARNED_NOTHING_ADVICE, learned_nothing, ThrottledProgressCallback, _check_model_dir, enable_gradient_checkpointing, task_family
 import ftbook.lora  # adds Learner.add_lora
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, GradualUnfreezing, ScheduleRecorder, group_names, plot_schedule
-from .settings import (_class_weights_refusal, ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RunSettings, add_settings_flags, check_monitor,
+from .settings import (_class_weights_refusal, ALL_TASKS, DEFAULT_OUT, GENERATIVE_TASKS, METRICS_BY_TASK, MONITORS, RUN_DEFAULTS, RunSettings, add_settings_flags, check_monitor,
                              read_settings, resumed_settings, task_defaults_text, unfreeze_every)  # importing the settings registers every task family
 from .distributed import DataParallelTrainer, shard_summary
 from .shard import check_can_shard, check_shardable, sharding_summary
@@ -122,7 +122,9 @@ def _resume_settings(resume, given:dict) -> tuple:
     folder = resume if (resume/'state.json').exists() else (latest_checkpoint(resume) or resume/'latest')
     if not (root/'run.json').exists() or not (folder/'state.json').exists():
         raise CheckpointError(f"{resume} holds no ftbook-finetune checkpoint (run.json and latest/state.json): pass the checkpoint folder of a run.")
-    saved = RunSettings.from_dict(json.loads((root/'run.json').read_text()), f' in {root/"run.json"}')
+    saved_dict = json.loads((root/'run.json').read_text())
+    # a run.json written before a setting had a family default (e.g. head_lr_mult) trained with the value `RUN_DEFAULTS` keeps for it
+    saved = RunSettings.from_dict({**RUN_DEFAULTS, **saved_dict}, f' in {root/"run.json"}')
     return replace(resumed_settings(saved, given), checkpoints=root), root, folder
 
 # %% ../nbs/09_cli.ipynb #daa3cadf

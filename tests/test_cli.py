@@ -389,6 +389,7 @@ def test_an_old_run_json_resumes(tmp_path):
     again = run_cli('ftbook-finetune', '--resume', tmp_path/'m-checkpoints', '--report', tmp_path/'b.json')
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path/'b.json').read_text())['final'] == json.loads((tmp_path/'a.json').read_text())['final']
+    assert json.loads((tmp_path/'b.json').read_text())['settings']['head_lr_mult'] == 1.0  # what a run.json without it trained with
 
 def test_early_stopping_exports_the_best_epoch(tmp_path):
     "--patience: the report says which epoch was best; the exported model scores that epoch's validation loss"
