@@ -148,8 +148,8 @@ def finetune(data=None, # DataFrame, Dataset or .csv/.tsv/.jsonl path (default: 
     lr_unset = s.lr is None  # `check` fills in the recipe's rate; the task family may have its own for the default recipe
     s = s.check(resuming=resume is not None)
     if s.shard: check_can_shard()  # before anything is read or written
-    family = task_family(s.task) if s.task else None
-    model = s.model or (family.default_model() if family and family.default_model else str(resource_path('minilm')))  # a folder or a Hub id
+    named_family = task_family(s.task) if s.task else None  # the family --task names, for its default model (the data may show the family later)
+    model = s.model or (named_family.default_model() if named_family and named_family.default_model else str(resource_path('minilm')))  # a folder or a Hub id
     model_dir = _check_model_dir(model)
     data, text_col, label_col, group_col = s.data, s.text_col, s.label_col, s.group_col
     if data is None:  # the bundled task (a family that needs data was refused by `check`)

@@ -246,13 +246,14 @@ def run_cell(dataset:str, size, epochs:int, recipe:str, seed:int, # one run of t
              bs:int=None, # batch size (default: the task family's, 32 for classification, 8 for tagging; a recipe may set its own)
              valid_pct:float=0.2,
              threads:int=None, # CPU threads for the run (default: torch's choice, all cores)
+             precision:str=None, # `--precision` of every run (default: the command's, auto)
             ) -> dict:
     "Train once in a subprocess with `ftbook-finetune` and return the measurements, `score` being the dataset's metric."
     name, lr = parse_recipe(recipe)
     path, spec = grid_dataset_file(dataset, data_dir), GRID_DATASETS[dataset]
     has_group = 'group' in (pd.read_csv(path, nrows=0).columns if path.suffix == '.csv' else pd.read_json(path, lines=True, nrows=1).columns)
     cmd = _finetune_command() + ['--data', str(path), '--task', spec.task, '--text-col', 'text', '--label-col', 'label', '--epochs', str(epochs),
-           '--lr', str(lr), '--seed', str(seed), '--valid-pct', str(valid_pct), '--no-save'] + (['--bs', str(bs)] if bs else []) + \
+           '--lr', str(lr), '--seed', str(seed), '--valid-pct', str(valid_pct), '--no-save'] + (['--bs', str(bs)] if bs else []) + (['--precision', precision] if precision else []) + \
           (['--group-col', 'group'] if has_group else []) + \
           (['--limit', str(int(np.ceil(size / (1 - valid_pct))))] if size != 'all' else [])
     for k, v in {**RECIPE_BASE, **(spec.options or {}), **RECIPES[name]}.items(): cmd += [f'--{k}', str(v)]
@@ -267,7 +268,7 @@ def run_cell(dataset:str, size, epochs:int, recipe:str, seed:int, # one run of t
     return dict(dataset=dataset, size=size, epochs=epochs, recipe=name, lr=lr, seed=seed, **scores, metric=spec.metric, score=f[spec.metric],
                 valid_loss=f['valid_loss'], bs=r['settings']['bs'], learned_nothing=bool(r.get('learned_nothing')), seconds=r['seconds'],
                 peak_memory_mb=round(r['peak_memory_mb'], 1), n_train=r['n_train'], n_valid=r['n_valid'], device=r['settings']['device'],
-                threads=threads or os.cpu_count())
+                precision=r['settings'].get('precision'), threads=threads or os.cpu_count())
 
 def read_results(path) -> list:
     "The rows of a results file (JSON lines); none if it does not exist yet"
@@ -296,6 +297,7 @@ def run_grid(out, # results file (JSON lines): one line per run, appended as run
              data_dir:str=None, # where the dataset files are built (default: a `data` folder beside `out`)
              jobs:int=1, # runs at a time; the CPU's cores are shared among them (their times are then per share)
              log:callable=print, # where the progress lines go
+             precision:str=None, # `--precision` of every run (default: auto; bf16 halves a decoder's time on a CPU that computes it)
             ) -> list:
     "Run every (dataset, size, budget, seed, recipe) not yet in `out`, seed by seed, and return all rows"
     if jobs < 1: raise ConfigError(f"jobs is {jobs}: run 1 or more at a time.")
@@ -306,7 +308,7 @@ def run_grid(out, # results file (JSON lines): one line per run, appended as run
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     def _run(run):
         d, size, epochs, name, lr, seed = run
-        row = run_cell(d, size, epochs, f'{name}@{lr}', seed, data_dir, threads=threads)
+        row = run_cell(d, size, epochs, f'{name}@{lr}', seed, data_dir, threads=threads, precision=precision)
         with lock:
             with open(out, 'a') as f: f.write(json.dumps(row) + '\n')
             rows.append(row)
@@ -441,6 +443,7 @@ def ftbook_grid(out:str='grid.jsonl', # results file (JSON lines); runs already 
                 baseline:str='full', # the recipe the others are judged against (a name or name@rate from --recipes)
                 data_dir:str=None, # where the datasets' CSV files are built (default: OUT's folder/data)
                 jobs:int=1, # runs at a time, sharing the CPU's cores (more throughput on many cores; times are then per share)
+                precision:str=None, # --precision of every run: auto (the default), fp32, bf16 (also on a CPU that computes it) or fp16
                 summary_only:bool=False, # judge what OUT holds; run nothing
                ):
     "Fine-tune every recipe on every (dataset, size, budget, seed) and judge each recipe against the baseline, paired by seed."
@@ -452,6 +455,6 @@ def ftbook_grid(out:str='grid.jsonl', # results file (JSON lines); runs already 
         if base is None: raise ConfigError(f"The baseline {baseline!r} is not among --recipes: add it there.")
         if summary_only: rows = read_results(out)
         else: rows = run_grid(out, _split_list(datasets, what='datasets'), _split_list(sizes, int, 'sizes'), _split_list(budgets, int, 'budgets'),
-                              tuple(range(seeds)), [f'{n}@{lr}' for n, lr in specs], data_dir, jobs)
+                              tuple(range(seeds)), [f'{n}@{lr}' for n, lr in specs], data_dir, jobs, precision=precision)
         for name, lr in specs:
             if (name, lr) != base: print(format_judgement(judge(rows, f'{name}@{lr:g}', f'{base[0]}@{base[1]:g}', 'score')))

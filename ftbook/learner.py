@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
+from fastai.callback.fp16 import AMPMode, MixedPrecision
+from fastcore.foundation import L
 from fastai.learner import AvgSmoothLoss, Learner
 from fastai.optimizer import OptimWrapper
 import fastai.callback.schedule  # adds fit_one_cycle, fit_flat_cos and lr_find to Learner
@@ -27,9 +29,10 @@ from .core import ConfigError, ModelError, atomic_dir, resolve_model
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TASK_FAMILIES', 'SCORED_BY_GENERATION', 'LEARNED_NOTHING_ADVICE', 'RARE_CLASS_ADVICE', 'ModelWarning',
-           'torch_adamw', 'TorchOptimWrapper', 'enable_gradient_checkpointing', 'DeviceSmoothLoss',
-           'SmoothLossOnDevice', 'HostReadAudit', 'ThrottledProgressCallback', 'EvaluateEvery', 'TaskFamily',
-           'register_task', 'task_family', 'all_tasks', 'TrainingWarning', 'learned_nothing', 'balanced_class_weights']
+           'cpu_has_bf16', 'CPUMixedPrecision', 'torch_adamw', 'TorchOptimWrapper', 'enable_gradient_checkpointing',
+           'DeviceSmoothLoss', 'SmoothLossOnDevice', 'HostReadAudit', 'ThrottledProgressCallback', 'EvaluateEvery',
+           'TaskFamily', 'register_task', 'task_family', 'all_tasks', 'TrainingWarning', 'learned_nothing',
+           'balanced_class_weights']
 
 # %% ../nbs/03_learner.ipynb #5ff4f7ff
 def _check_model_dir(path, adapters_ok:bool=False, trust_remote_code:bool=False):
@@ -116,22 +119,41 @@ def _autocast_dtype(device):
 
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')  # auto: bf16 on a GPU that supports it, fp16 on an older GPU, fp32 on the CPU
 
+def cpu_has_bf16() -> bool:
+    "Whether PyTorch's CPU kernels (oneDNN) compute in bfloat16 on this processor: AVX-512 or AMX on x86, bf16 on Arm"
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # the test PyTorch's own CPU bf16 tests use
+    except (AttributeError, RuntimeError): return False
+
 def _precision_for(device, precision:str='auto') -> str:
     "'bf16', 'fp16' or 'fp32': the mode a run asking for `precision` (a name of `PRECISIONS`) uses on `device`; one it cannot run is refused"
     if precision not in PRECISIONS: raise ConfigError(f"precision is {precision!r}: choose one of {', '.join(PRECISIONS)}.")
-    cuda = torch.device(device).type == 'cuda'
-    if precision == 'auto': return ('bf16' if torch.cuda.is_bf16_supported() else 'fp16') if cuda else 'fp32'
-    if precision != 'fp32' and not cuda:
-        raise ConfigError(f"precision {precision} is mixed precision on a CUDA GPU, and this run is on {torch.device(device)}: use auto or fp32.")
-    if precision == 'bf16' and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision bf16 needs a GPU with bfloat16 support (Ampere or later), which this one lacks: use fp16 or auto.")
+    device = torch.device(device)
+    if precision in ('auto', 'fp32') and device.type != 'cuda': return 'fp32'
+    if device.type == 'cuda':
+        if precision == 'auto': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+        if precision == 'bf16' and not torch.cuda.is_bf16_supported():
+            raise ConfigError("precision bf16 needs a GPU with bfloat16 support (Ampere or later), which this one lacks: use fp16 or auto.")
+        return precision
+    if precision == 'fp16' or device.type != 'cpu':
+        raise ConfigError(f"precision {precision} is mixed precision on a CUDA GPU (bf16 also on a CPU that computes it), and this run is on {device}: use auto or fp32.")
+    if not cpu_has_bf16():
+        raise ConfigError("precision bf16 on the CPU needs a processor that computes bfloat16 (AVX-512 or AMX on x86, bf16 on Arm), which this one lacks: use auto or fp32.")
     return precision
 
+# %% ../nbs/03_learner.ipynb #b57a6717
+class CPUMixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` in bfloat16 on the CPU (fastai's own opens CUDA's autocast only): float32 weights, bf16 matrix products, no loss scaling"
+    def __init__(self): super().__init__(AMPMode.BF16)
+    def before_fit(self):  # fastai's opens CUDA's autocast and scaler here
+        self.autocast, self.learn.scaler, self.scales = torch.autocast('cpu', dtype=torch.bfloat16), torch.amp.GradScaler('cpu', enabled=False), L()
+
+# %% ../nbs/03_learner.ipynb #b3a7fc5c
 def _use_mixed_precision(learn:Learner, mixed_precision=True) -> Learner:
     "Record in `learn.precision` and switch on fastai's bf16 or fp16 autocast: `mixed_precision` is True ('auto'), False ('fp32') or a name of `PRECISIONS`"
     precision = 'auto' if mixed_precision is True else 'fp32' if mixed_precision is False else mixed_precision
-    learn.precision = _precision_for(learn.dls.device or default_device(), precision)
-    if learn.precision == 'bf16': learn.to_bf16()
+    device = torch.device(learn.dls.device or default_device())
+    learn.precision = _precision_for(device, precision)
+    if learn.precision == 'bf16': learn.add_cb(CPUMixedPrecision()) if device.type == 'cpu' else learn.to_bf16()
     elif learn.precision == 'fp16': learn.to_fp16()
     return learn
 

@@ -58,7 +58,7 @@ class RunSettings:
     schedule:str|Path|list=None # explicit unfreezing phases: a YAML/JSON file or a list (see `read_phases`); replaces unfreeze/until
     adapt_epochs:int=0 # first fine-tune the encoder's masked LM for N epochs on the training texts and `unlabelled` ones (ULMFiT's stage 2)
     unlabelled:str|Path|list=None # more texts of the domain for adapt_epochs: .txt (one per line), a .csv/.tsv/.jsonl with the text column, or a list
-    precision:str='auto' # auto (bf16 on a GPU that has it, else fp16; fp32 on the CPU), fp32, bf16 or fp16
+    precision:str='auto' # auto (bf16 on a GPU that has it, else fp16; fp32 on the CPU), fp32, bf16 (also on a CPU that computes it) or fp16
     grad_accum:int=1 # accumulate the gradients of N batches per optimizer step (an effective batch of N * bs)
     grad_checkpointing:bool=False # recompute activations in the backward pass: less memory, about a third more compute
     shard:bool=False # split weights, gradients and optimizer state across the processes torchrun or accelerate launch started (FSDP2), instead of a copy in each

@@ -408,7 +408,7 @@ def test_early_stopping_exports_the_best_epoch(tmp_path):
     assert abs(exported['valid_loss'] - min(losses)) < 1e-6  # the export says what the weights it holds scored
 
 KNOB_BAD = {
-    'precision on the CPU': (['--precision', 'bf16'], 'this run is on cpu: use auto or fp32'),
+    'fp16 on the CPU':       (['--precision', 'fp16'], 'this run is on cpu: use auto or fp32'),
     'unknown precision':    (['--precision', 'half'], 'choose one of auto, fp32, bf16, fp16'),
     'grad accum 0':         (['--grad-accum', 0], 'grad_accum is 0'),
     'warmup above 1':       (['--warmup', 1.5], 'warmup is 1.5'),
