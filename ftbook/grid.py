@@ -451,9 +451,11 @@ def ftbook_grid(out:str='grid.jsonl', # results file (JSON lines); runs already 
     with _cli_errors('ftbook-grid'):
         if seeds < 1: raise ConfigError(f"--seeds is {seeds}: use 1 or more (3 to judge a recipe, which needs a spread per cell).")
         specs = [parse_recipe(r) for r in _split_list(recipes)]
-        base = next((s for s in specs if s[0] == baseline or f'{s[0]}@{s[1]:g}' == baseline), None)
+        base = next((s for s in specs if s[0] == baseline or ('@' in baseline and s == parse_recipe(baseline))), None)  # full@5e-5 = full@0.00005
         if base is None: raise ConfigError(f"The baseline {baseline!r} is not among --recipes: add it there.")
-        if summary_only: rows = read_results(out)
+        if summary_only:
+            rows = read_results(out)
+            if not rows: raise ConfigError(f"{out} holds no runs to judge: run the grid first (without --summary-only).")
         else: rows = run_grid(out, _split_list(datasets, what='datasets'), _split_list(sizes, int, 'sizes'), _split_list(budgets, int, 'budgets'),
                               tuple(range(seeds)), [f'{n}@{lr}' for n, lr in specs], data_dir, jobs, precision=precision)
         for name, lr in specs:
