@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft grid-imbalance grid-head readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft-sweep grid-sft grid-imbalance grid-head readme docs clean
 
 setup: $(STAMP)
 
@@ -151,10 +151,18 @@ grid-tag: setup tag-data
 grid-seq2seq: setup seq2seq-data
 	$(BIN)/ftbook-grid --out nbs/grid/seq2seq_results.jsonl --datasets freedict-fra,freedict-spa --budgets 2,6 --recipes full@1e-3,discr-0.9@1e-3 --baseline full@0.001 --jobs 2
 
-# The instruction-tuning grid (12_grid), for a GPU (a CPU run of SmolLM2-135M takes minutes per 100 examples): review verdicts and FreeDict
-# translations as instructions; the rates are chapter 11's (full 5e-5); sweep first on a new machine (--sizes 500 --budgets 1 --seeds 1)
+# The instruction-tuning grid (12_grid): review verdicts and FreeDict translations as instructions for SmolLM2-135M, in bf16 (on the CPU too
+# where it computes bfloat16, at half fp32's time; SFT_PRECISION=auto on one that does not), each recipe at its best rate from the sweep
+# (make grid-sft-sweep, nbs/grid/sft_sweep.jsonl: one seed, 500 examples, one epoch). Two runs at a time take about 22 GB on the CPU
+# (SFT_JOBS=1 where that does not fit). About 5 hours on 2 cores with bf16, or well under one on a GPU; it resumes where it stopped.
+SFT_PRECISION ?= bf16
+SFT_JOBS ?= 2
+SFT_SETS := rt-judge,freedict-instruct
+grid-sft-sweep: setup seq2seq-data
+	$(BIN)/ftbook-grid --out nbs/grid/sft_sweep.jsonl --datasets $(SFT_SETS) --sizes 500 --budgets 1 --seeds 1 --baseline full@5e-5 --jobs $(SFT_JOBS) --precision $(SFT_PRECISION) \
+		--recipes full@2e-5,full@5e-5,full@1e-4,full@2e-4,discr-0.9@5e-5,discr-0.9@1e-4,discr-0.9@2e-4,discr-0.9@5e-4
 grid-sft: setup seq2seq-data
-	$(BIN)/ftbook-grid --out nbs/grid/sft_results.jsonl --datasets rt-judge,freedict-instruct --recipes full@5e-5,discr-0.9@2e-4 --baseline full@0.00005 --jobs 1
+	$(BIN)/ftbook-grid --out nbs/grid/sft_results.jsonl --datasets $(SFT_SETS) --recipes full@1e-4,discr-0.9@1e-4 --baseline full@1e-4 --jobs $(SFT_JOBS) --precision $(SFT_PRECISION)
 
 # Rare classes (12_grid): the default against itself with a 10x head rate, balanced class weights or twice the warm-up, on the shortest
 # cell of tagging names (at the default batch of 8 and the old batch of 32, where tagging failed) and of two many-class sets
