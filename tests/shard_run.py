@@ -1,5 +1,6 @@
 """Helper of tests/test_shard.py: one fine-tuning of a small random-weight BERT classifier on Rotten Tomatoes reviews, sharded across the
-processes `torchrun` started (modes `sharded`, `stop`, `resume`), or in one process over the batches the sharded ranks saw (`reference`).
+processes `torchrun` started (modes `sharded`, `stop`, `resume`), or in one process over the batches the sharded ranks saw (`reference`); in fp32, or in the
+precision FTBOOK_SHARD_PRECISION names (bf16).
 
     torchrun --nproc_per_node 2 tests/shard_run.py sharded MODEL OUT    # writes OUT/sharded.json, OUT/weights.safetensors
     python tests/shard_run.py reference MODEL OUT                         # reads OUT/sharded.json, writes OUT/reference.safetensors
@@ -17,6 +18,7 @@ from ftbook.learner import task_family
 from ftbook.shard import ShardedTrainer, gathered_model, sharding_summary
 
 BS, STOP_AT = 8, 5
+PRECISION = os.environ.get('FTBOOK_SHARD_PRECISION', 'fp32')  # bf16: autocast on the CPU that computes it, or on CUDA
 # five groups (embeddings, three blocks, head) at discriminative rates: the head trains from the start, the top two blocks join at step 3,
 # the lowest block at step 10; the embeddings never train. Step 5, where `stop` stops, is in the middle of the second phase.
 PHASES = [dict(groups=[-1], step=0), dict(groups=[-2, -3], step=3), dict(groups=[-4], step=10)]
@@ -27,7 +29,7 @@ def learner(model, bs):
     dls = task_family('classify').dataloaders(rotten_tomatoes().sample(160, random_state=0), model, 'text', 'category', None, None, None,
                                               bs=bs, valid_pct=0.25, seed=0, limit=None, max_len=32)
     set_seed(0, reproducible=True)
-    return task_family('classify').learner(dls, model, pretrained=True, mixed_precision=False)
+    return task_family('classify').learner(dls, model, pretrained=True, mixed_precision=PRECISION)
 
 def fit(learn, cbs=()): learn.fit_with_strategy('discr', 2, 1e-3, 0.5, phases=PHASES, cbs=list(cbs))
 
