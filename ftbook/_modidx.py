@@ -501,6 +501,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'ftbook.qa._qa_final': ('qa.html#_qa_final', 'ftbook/qa.py'),
                            'ftbook.qa._qa_predict': ('qa.html#_qa_predict', 'ftbook/qa.py'),
                            'ftbook.qa._qa_scores_line': ('qa.html#_qa_scores_line', 'ftbook/qa.py'),
+                           'ftbook.qa._qa_trivial': ('qa.html#_qa_trivial', 'ftbook/qa.py'),
                            'ftbook.qa._question_first': ('qa.html#_question_first', 'ftbook/qa.py'),
                            'ftbook.qa._question_pairs': ('qa.html#_question_pairs', 'ftbook/qa.py'),
                            'ftbook.qa._squad_json': ('qa.html#_squad_json', 'ftbook/qa.py'),

@@ -653,10 +653,22 @@ def _qa_predict(model_dir, texts:list, data, options:dict) -> list:
     if options['json_lines']: return [json.dumps(dict(question=q, **a)) for q, a in zip(questions, found)]
     return [f"{a['answer'] or '-'}\t{a['score']:.3f}\t{q}" for q, a in zip(questions, found)]
 
+# %% ../nbs/06d_qa.ipynb #35a0518b
+def _qa_trivial(dls) -> dict:
+    "The trivial reader on validation, for `learned_nothing`: no answer to any question on v2 data, else each context's first words (the training answers' median count)"
+    answers = dls.valid_df['answers'].map(list).tolist()
+    if dls.unanswerable:
+        s = squad_scores([''] * len(answers), answers)
+        # the no-answer threshold is chosen on these same questions, so an untrained reader gains a question or two by luck
+        return dict(scores=dict(f1=s['f1'], exact_match=s['exact_match']), predictor='answering no question', margin=max(0.005, 2 / len(answers)))
+    n = max(1, int(np.median([len(a[0].split()) for a in dls.train_df['answers'] if len(a)])))
+    s = squad_scores([' '.join(c.split()[:n]) for c in dls.valid_df['context']], answers)
+    return dict(scores=dict(f1=s['f1'], exact_match=s['exact_match']), predictor=f"answering each question with the first {n} word{'s' if n > 1 else ''} of its context")
+
 # %% ../nbs/06d_qa.ipynb #f4b9c908
 register_task(TaskFamily('qa', ('qa',), {'qa': QA_METRICS}, dataloaders=_qa_data,
                          learner=lambda dls, model, pretrained, mixed_precision: qa_learner(dls, model, pretrained=pretrained, mixed_precision=mixed_precision),
-                         scores_line=_qa_scores_line, predict=_qa_predict, unit='questions', final_scores=_qa_final,
+                         scores_line=_qa_scores_line, predict=_qa_predict, unit='questions', final_scores=_qa_final, trivial=_qa_trivial,
                          claims=lambda data, text_col, label_col: data is not None and is_qa_data(data), recognises=_is_qa_model,
                          column_names=('question', 'answer'), predict_options=('context',),
                          needs_data="--task qa needs questions: pass --data FILE (a SQuAD JSON file, or a table of question, context and answer columns)."));

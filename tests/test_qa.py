@@ -48,6 +48,7 @@ def test_reader_learns_and_reports(reader):
     assert 'Validation exact match' in res.stdout and 'questions' in res.stdout, res.stdout
     # the fresh head scores about 0.02 exact match on these questions (nbs/06d_qa): the model must find the entry and take its words
     assert f['exact_match'] > 0.5 and f['f1'] > 0.55, f
+    assert report['learned_nothing'] is None and 'learned nothing' not in res.stderr
 
 def test_predict_answers_from_a_context_and_scores_files(reader, data):
     model, row = reader[0]/'model', data['pages'].iloc[7200]
@@ -95,6 +96,15 @@ def test_v2_squad_file_infers_the_task_and_chooses_a_threshold(data, tmp_path):
     assert meta['no_answer_threshold'] == pytest.approx(f['no_answer_threshold']) and meta['unanswerable'] is True
     res = run_cli('ftbook-predict', tmp_path/'model', '--data', data['v2_held_out'], '--label-col', 'answers')
     assert res.returncode == 0 and 'unanswerable' in res.stdout and 'on 60 questions' in res.stdout, (res.stdout, res.stderr[-2000:])
+
+def test_a_reader_that_learned_nothing_says_so(data, tmp_path):
+    "v2 data at a rate that moves nothing: the threshold chosen on validation scores about what answering no question scores, and the run warns"
+    res, report = _finetune(tmp_path, '--data', data['v2'], '--limit', 240, '--epochs', 1, '--bs', 8, '--lr', 1e-9, '--max-len', 96, '--no-checkpoints')
+    nothing = report['learned_nothing']
+    assert nothing is not None and nothing['predictor'] == 'answering no question', nothing
+    assert nothing['trivial']['f1'] == pytest.approx(report['final']['no_answer_n'] / report['final']['n'])  # the share of unanswerable questions
+    warned = [l for l in res.stderr.splitlines() if 'learned nothing' in l]
+    assert len(warned) == 1 and 'no better than answering no question' in warned[0], res.stderr[-2000:]
 
 def test_lora_reader_with_adapters_alone_resumes_and_predicts(data, tmp_path):
     args = ['--task', 'qa', '--data', data['tmp']/'pages.jsonl', '--limit', 240, '--strategy', 'lora', '--epochs', 1, '--bs', 8, '--max-len', 96,
