@@ -449,6 +449,9 @@ def ftbook_grid(out:str='grid.jsonl', # results file (JSON lines); runs already 
     "Fine-tune every recipe on every (dataset, size, budget, seed) and judge each recipe against the baseline, paired by seed."
     from ftbook.cli import _cli_errors
     with _cli_errors('ftbook-grid'):
+        from ftbook.learner import PRECISIONS
+        if precision is not None and precision not in PRECISIONS:  # before any data file is built; what the device can run, each run checks
+            raise ConfigError(f"--precision is {precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if seeds < 1: raise ConfigError(f"--seeds is {seeds}: use 1 or more (3 to judge a recipe, which needs a spread per cell).")
         specs = [parse_recipe(r) for r in _split_list(recipes)]
         base = next((s for s in specs if s[0] == baseline or ('@' in baseline and s == parse_recipe(baseline))), None)  # full@5e-5 = full@0.00005
