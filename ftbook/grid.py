@@ -18,6 +18,7 @@ from functools import partial
 from .schedule import strategy_settings
 from .ablation import _finetune_command
 from .seq2seq import freedict_pairs
+from .learner import PRECISIONS
 
 # %% auto #0
 __all__ = ['FORTUNE_TOPICS', 'REVIEW_PROMPT', 'TRANSLATE_PROMPT', 'GRID_DATASETS', 'RECIPES', 'RECIPE_BASE', 'CELL',
@@ -449,7 +450,6 @@ def ftbook_grid(out:str='grid.jsonl', # results file (JSON lines); runs already 
     "Fine-tune every recipe on every (dataset, size, budget, seed) and judge each recipe against the baseline, paired by seed."
     from ftbook.cli import _cli_errors
     with _cli_errors('ftbook-grid'):
-        from ftbook.learner import PRECISIONS
         if precision is not None and precision not in PRECISIONS:  # before any data file is built; what the device can run, each run checks
             raise ConfigError(f"--precision is {precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if seeds < 1: raise ConfigError(f"--seeds is {seeds}: use 1 or more (3 to judge a recipe, which needs a spread per cell).")

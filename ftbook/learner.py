@@ -134,8 +134,10 @@ def _precision_for(device, precision:str='auto') -> str:
         if precision == 'bf16' and not torch.cuda.is_bf16_supported():
             raise ConfigError("precision bf16 needs a GPU with bfloat16 support (Ampere or later), which this one lacks: use fp16 or auto.")
         return precision
-    if precision == 'fp16' or device.type != 'cpu':
-        raise ConfigError(f"precision {precision} is mixed precision on a CUDA GPU (bf16 also on a CPU that computes it), and this run is on {device}: use auto or fp32.")
+    if device.type != 'cpu':
+        raise ConfigError(f"precision {precision} is mixed precision on a CUDA GPU or a CPU, and this run is on {device}: use auto or fp32.")
+    if precision == 'fp16':
+        raise ConfigError(f"precision fp16 needs a CUDA GPU, and this run is on the CPU: use {'bf16 (this processor computes it), ' if cpu_has_bf16() else ''}auto or fp32.")
     if not cpu_has_bf16():
         raise ConfigError("precision bf16 on the CPU needs a processor that computes bfloat16 (AVX-512 or AMX on x86, bf16 on Arm), which this one lacks: use auto or fp32.")
     return precision

@@ -408,7 +408,7 @@ def test_early_stopping_exports_the_best_epoch(tmp_path):
     assert abs(exported['valid_loss'] - min(losses)) < 1e-6  # the export says what the weights it holds scored
 
 KNOB_BAD = {
-    'fp16 on the CPU':       (['--precision', 'fp16'], 'this run is on cpu: use auto or fp32'),
+    'fp16 on the CPU':       (['--precision', 'fp16'], 'fp16 needs a CUDA GPU, and this run is on the CPU: use '),
     'unknown precision':    (['--precision', 'half'], 'choose one of auto, fp32, bf16, fp16'),
     'grad accum 0':         (['--grad-accum', 0], 'grad_accum is 0'),
     'warmup above 1':       (['--warmup', 1.5], 'warmup is 1.5'),
@@ -445,6 +445,22 @@ def test_class_weights_and_head_rate_train_end_to_end(tmp_path):
     peak = report['epochs'][0]['lr_peak']
     assert abs(peak[-1] / peak[-2] - 10 / 0.9) < 1e-6 and abs(peak[-2] / peak[-3] - 1 / 0.9) < 1e-6, peak
     assert 0 <= report['final']['accuracy'] <= 1
+
+# ---- bf16 autocast on a CPU that computes it (issue 27: how the instruction-tuning grid runs on this machine)
+def test_bf16_on_a_cpu_that_computes_it_trains_end_to_end(tmp_path):
+    "--precision bf16 on the CPU: the run trains through CPUMixedPrecision, the report and the summary line say bf16, the saved weights stay float32"
+    from ftbook.learner import cpu_has_bf16
+    if not cpu_has_bf16(): pytest.skip('this processor does not compute bfloat16; the refusal is tested in 03_learner')
+    res = run_cli('ftbook-finetune', '--precision', 'bf16', '--limit', 160, '--epochs', 1, '--bs', 16, '--no-checkpoints',
+                  '--out', tmp_path/'model', '--report', tmp_path/'r.json')
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path/'r.json').read_text())
+    assert report['settings']['precision'] == 'bf16' and report['settings']['device'] == 'cpu'
+    assert 'cpu, bf16)' in res.stdout, res.stdout[-2000:]
+    assert math.isfinite(report['epochs'][0]['valid_loss']) and 0 <= report['final']['accuracy'] <= 1
+    from safetensors import safe_open
+    with safe_open(str(tmp_path/'model'/'model.safetensors'), 'pt') as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {'torch.float32'}
 
 # ---- a run that learned nothing says so (issue 27)
 def test_learning_nothing_warns_once_and_is_reported(trained, tmp_path):
