@@ -184,7 +184,7 @@ def load_masked_lm(model_path, # a local transformers encoder folder, or a Hub i
 def adapt_learner(dls:MaskedLMDataLoaders, # data from `MaskedLMDataLoaders.from_texts`
                   model_path, # the encoder's folder or Hub id
                   n_block_groups:int=None, # cut the blocks into this many groups (default: one group per block)
-                  mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
+                  mixed_precision:bool|str=True, # True: bf16 autocast on CUDA (fp16 on an older GPU), fp32 on the CPU; False: fp32; or a name of `PRECISIONS` (bf16 also on a CPU that computes it)
                   **kwargs) -> Learner:
     "A fastai `Learner` continuing the encoder's masked-LM pretraining on `dls`, with per-layer groups."
     hf_model = load_masked_lm(model_path)

@@ -278,7 +278,7 @@ def load_causal_lm(model_path, # a local transformers model folder, or a Hub id 
 def lm_learner(dls:LMDataLoaders, # data from `LMDataLoaders.from_text`
                model_path=None, # model folder or Hub id (default: the bundled SmolLM2-135M, converted and cached), or a causal LM already built
                n_block_groups:int=5, # cut the decoder blocks into this many groups (SmolLM2: 30 blocks -> 5 groups of 6, 7 groups in all)
-               mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
+               mixed_precision:bool|str=True, # True: bf16 autocast on CUDA (fp16 on an older GPU), fp32 on the CPU; False: fp32; or a name of `PRECISIONS` (bf16 also on a CPU that computes it)
                gradient_checkpointing:bool=False, # recompute activations in the backward pass: less memory, ~30% more compute
                fused_loss:bool=True, # compute the loss through the output layer in chunks, never holding all the logits (where it is exact)
                compile:bool=None, # `torch.compile` the decoder in place (default: on CUDA)

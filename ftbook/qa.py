@@ -476,7 +476,7 @@ class AnswerScore(Metric):
 def qa_learner(dls:QuestionAnsweringDataLoaders, # data from `QuestionAnsweringDataLoaders.from_source`
                model_path=None, # model folder or Hub id (default: the bundled MiniLM)
                n_block_groups:int=None, # cut the blocks into this many groups, as in `layer_groups` (default: one group per block)
-               mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
+               mixed_precision:bool|str=True, # True: bf16 autocast on CUDA (fp16 on an older GPU), fp32 on the CPU; False: fp32; or a name of `PRECISIONS` (bf16 also on a CPU that computes it)
                trust_remote_code:bool=False, # allow the model folder to run its own code
                pretrained:bool=True, # start from the folder's weights (False: random weights, same architecture)
                **kwargs) -> Learner:

@@ -329,7 +329,7 @@ def seq2seq_learner(dls:Seq2SeqDataLoaders, # data from `Seq2SeqDataLoaders.from
                     model=None, # a model from `load_seq2seq_model`, or a folder or Hub id for it (default: MiniLM warm-started)
                     n_block_groups:int=None, # cut each stack's blocks into groups, as in `layer_groups` (default: one group per block)
                     new_first:bool=True, # newly initialised parameters train from the start, in the top group (see `seq2seq_splitter`)
-                    mixed_precision:bool=True, # bf16 (or fp16) autocast on CUDA; ignored on the CPU
+                    mixed_precision:bool|str=True, # True: bf16 autocast on CUDA (fp16 on an older GPU), fp32 on the CPU; False: fp32; or a name of `PRECISIONS` (bf16 also on a CPU that computes it)
                     **kwargs) -> Learner:
     "A fastai `Learner` fine-tuning a seq2seq model on `dls`: target-token cross-entropy, per-layer groups over both stacks"
     hf_model = model if isinstance(model, nn.Module) else load_seq2seq_model(model)
