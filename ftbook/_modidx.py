@@ -281,6 +281,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'ftbook.data.PaddedTextDL.new': ('data.html#paddedtextdl.new', 'ftbook/data.py'),
                              'ftbook.data.PaddedTextDL.retain': ('data.html#paddedtextdl.retain', 'ftbook/data.py'),
                              'ftbook.data._check_columns': ('data.html#_check_columns', 'ftbook/data.py'),
+                             'ftbook.data._check_sizes': ('data.html#_check_sizes', 'ftbook/data.py'),
                              'ftbook.data._label_str': ('data.html#_label_str', 'ftbook/data.py'),
                              'ftbook.data._read_file': ('data.html#_read_file', 'ftbook/data.py'),
                              'ftbook.data._table_kind': ('data.html#_table_kind', 'ftbook/data.py'),

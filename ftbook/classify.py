@@ -21,7 +21,7 @@ from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, FtbookError, ModelError, atomic_dir, resource_path
-from .data import (DataWarning, PaddedTextDL, _check_columns, _label_str, clean_texts, load_tokenizer, pad_ids, pin_memory_for,
+from .data import (_check_sizes, DataWarning, PaddedTextDL, _check_columns, _label_str, clean_texts, load_tokenizer, pad_ids, pin_memory_for,
                          read_table, read_texts, split_columns, split_rows, tokenize_texts)
 from .learner import (RARE_CLASS_ADVICE, SmoothLossOnDevice, _autocast_dtype, _check_model_dir, _check_safe_weights, _default_opt_func,
                             _from_pretrained_with_head, _load_with_head, _remember_hub_id, _use_mixed_precision, TaskFamily, register_task, task_family)
@@ -196,8 +196,7 @@ class TextClassificationDataLoaders(DataLoaders):
                     labels:list=None, # the allowed labels (default: those in the data); a row with another is refused
                    ):
         "Build `DataLoaders` for a text classification or regression task from `source`."
-        if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. 32.")
-        if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
+        _check_sizes(bs, limit)
         if isinstance(tokenizer, (str, Path)): tokenizer = load_tokenizer(tokenizer)
         device = default_device() if device is None else torch.device(device)
         raw, cols = read_table(source), _label_columns(label_col)

@@ -103,6 +103,15 @@ def _label_str(v):
     if isinstance(v, float) and v.is_integer(): v = int(v)
     return str(v)
 
+# %% ../nbs/01_data.ipynb #0f2ee039
+def _check_sizes(bs:int, # the batch size asked for
+                 limit:int=None, # the rows asked for (None: all of them)
+                 example_bs:int=32, # the batch size the refusal suggests (the task's usual one)
+                ):
+    "Refuse a batch size below 1 or a row limit below 2, one sentence each (`ConfigError`)"
+    if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. {example_bs}.")
+    if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
+
 # %% ../nbs/01_data.ipynb #11a8850d
 def split_rows(df:pd.DataFrame, # cleaned data, as returned by `clean_texts`
                valid_pct:float=0.2, # share of rows (or of groups) held out for validation

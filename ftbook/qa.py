@@ -24,7 +24,7 @@ from fastcore.meta import delegates
 
 import ftbook
 from .core import ConfigError, DataError, ModelError, ResourceNotFoundError, resource_path
-from .data import PaddedTextDL, _check_columns, load_tokenizer, model_max_length, pad_ids, pin_memory_for, read_table, split_rows
+from .data import _check_sizes, PaddedTextDL, _check_columns, load_tokenizer, model_max_length, pad_ids, pin_memory_for, read_table, split_rows
 from .learner import SmoothLossOnDevice, _autocast_dtype, _default_opt_func, _load_with_head, _use_mixed_precision, TaskFamily, register_task
 from .splitter import transformer_splitter
 from .classify import _load_export
@@ -349,8 +349,7 @@ class QuestionAnsweringDataLoaders(DataLoaders):
                     num_workers:int=0, # DataLoader workers
                    ):
         "Build `DataLoaders` for extractive question answering from `source`."
-        if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. 32.")
-        if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
+        _check_sizes(bs, limit)
         if isinstance(tokenizer, (str, Path)): tokenizer = load_tokenizer(tokenizer)
         if not getattr(tokenizer, 'is_fast', False): raise ModelError("Question answering needs a fast tokenizer (its offsets locate answers): use a model with a tokenizer.json.")
         stride, device = max_len // 4 if stride is None else stride, default_device() if device is None else torch.device(device)

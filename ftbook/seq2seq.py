@@ -23,7 +23,7 @@ from fastcore.meta import delegates
 
 import ftbook
 from .core import ConfigError, DataError, ModelError, ResourceNotFoundError, resource_path
-from .data import AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, pad_ids, pin_memory_for, read_table, read_texts, split_rows
+from .data import _check_sizes, AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, pad_ids, pin_memory_for, read_table, read_texts, split_rows
 from .learner import SCORED_BY_GENERATION, SmoothLossOnDevice, TaskFamily, _check_model_dir, _default_opt_func, _remember_hub_id, _use_mixed_precision, register_task
 from .splitter import layer_groups
 from .classify import _load_export
@@ -219,9 +219,8 @@ class Seq2SeqDataLoaders(DataLoaders):
                     device=None, # where batches go (default: fastai's `default_device()`)
                    ):
         "Read, split and tokenise pairs of texts for sequence-to-sequence training."
-        if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. 32.")
+        _check_sizes(bs, limit)
         if max_len < 2: raise ConfigError(f"max_len is {max_len}: use at least 2 tokens, e.g. 128.")
-        if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
         if isinstance(tokenizer, (str, Path)): tokenizer = load_tokenizer(tokenizer)
         device = default_device() if device is None else torch.device(device)
         df = seq2seq_pairs(source, source_col, target_col, group_col)

@@ -19,7 +19,7 @@ from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, ModelError
-from .data import AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, read_table, read_texts, split_rows
+from .data import _check_sizes, AsyncDeviceCopy, DataWarning, _check_columns, load_tokenizer, read_table, read_texts, split_rows
 from .learner import SCORED_BY_GENERATION, TaskFamily, register_task
 from .classify import _load_export  # the export loader (full weights, or LoRA adapters on their base)
 from .lm import CausalLM, lm_learner, smollm2_path
@@ -164,7 +164,7 @@ class ChatDataLoaders(DataLoaders):
                            device=None, # where batches go (default: fastai's `default_device()`)
                           ):
         "Split, render and tokenise `convs`, and batch them for `sft_learner`."
-        if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. 8.")
+        _check_sizes(bs, example_bs=8)
         if max_len < 8: raise ConfigError(f"max_len is {max_len}: use at least 8 tokens, e.g. 256.")
         if isinstance(tokenizer, (str, Path)): tokenizer = load_tokenizer(tokenizer)
         device = default_device() if device is None else torch.device(device)
