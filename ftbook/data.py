@@ -103,7 +103,7 @@ def _label_str(v):
     if isinstance(v, float) and v.is_integer(): v = int(v)
     return str(v)
 
-# %% ../nbs/01_data.ipynb #0f2ee039
+# %% ../nbs/01_data.ipynb #fc879e40
 def _check_sizes(bs:int, # the batch size asked for
                  limit:int=None, # the rows asked for (None: all of them)
                  example_bs:int=32, # the batch size the refusal suggests (the task's usual one)
