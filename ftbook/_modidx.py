@@ -649,6 +649,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'ftbook.settings._class_weights_refusal': ('settings.html#_class_weights_refusal', 'ftbook/settings.py'),
                                  'ftbook.settings._comma_list': ('settings.html#_comma_list', 'ftbook/settings.py'),
                                  'ftbook.settings._data_setting': ('settings.html#_data_setting', 'ftbook/settings.py'),
+                                 'ftbook.settings._family_values': ('settings.html#_family_values', 'ftbook/settings.py'),
                                  'ftbook.settings._flag_value': ('settings.html#_flag_value', 'ftbook/settings.py'),
                                  'ftbook.settings._plain': ('settings.html#_plain', 'ftbook/settings.py'),
                                  'ftbook.settings._type_ok': ('settings.html#_type_ok', 'ftbook/settings.py'),

@@ -355,7 +355,7 @@ class TaskFamily:
     generative:bool=False # the family writes text: it starts from pretrained weights and has no domain-adaptation stage or label separator
     column_names:tuple=None # the family's own names of the text and label columns, which get flags of their own (seq2seq: source, target)
     predict_options:tuple=() # the options of ftbook-predict only this family reads (question answering: context)
-    defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8}, or by task: {'head_lr_mult': {'classify': 10}} (see `RunSettings.with_task_defaults`)
+    defaults:dict=None # `RunSettings` fields this family trains with when a run leaves them unset, e.g. {'bs': 8, 'strategy': 'full'}, or by task: {'head_lr_mult': {'classify': 10}} (see `RunSettings.with_task_defaults`)
     trivial:Callable=None # (dls) -> the task's trivial predictor on validation, for `learned_nothing`: scores, predictor, optional margin (None: none)
     class_counts:Callable=None # (dls) -> training examples per class, in the order of the model's outputs, for class weights (None: a task without classes)
 
@@ -363,7 +363,9 @@ class TaskFamily:
 TASK_FAMILIES = {}  # family name -> `TaskFamily`, in the order the families registered (each family's notebook registers its own)
 
 def register_task(family:TaskFamily) -> TaskFamily:
-    "Add `family` to `TASK_FAMILIES` (again: replace it); a task two families claim is refused"
+    "Add `family` to `TASK_FAMILIES` (again: replace it); a task two families claim is refused, and so is a recipe by task"
+    if isinstance((family.defaults or {}).get('strategy'), dict):  # the recipe decides the rate defaults, which must not wait for the task
+        raise ValueError(f"Family {family.name!r} names its default strategy by task: name one strategy for the family.")
     for other in TASK_FAMILIES.values():
         clash = set(other.tasks) & set(family.tasks)
         if other.name != family.name and clash: raise ValueError(f"Task {sorted(clash)[0]!r} is trained by family {other.name!r} already.")

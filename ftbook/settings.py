@@ -43,7 +43,7 @@ class RunSettings:
     valid_pct:float=0.2 # share of rows (or groups) held out for validation
     max_len:int=128 # longest sequence in tokens
     model:str|Path=None # model folder or Hub id[@revision] (default: the bundled all-MiniLM-L6-v2; sft: SmolLM2-135M-Instruct)
-    strategy:str=DEFAULT_STRATEGY # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr
+    strategy:str=None # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr (default: the task family's; discr, chosen on the recipe grid, unless the family's grid chose another)
     lr:float=None # peak learning rate of the top group (default 2e-4; 1e-3 for lora and lora-discr)
     decay:float=None # per-group rate multiplier of discriminative recipes (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
     epochs:int=None # passes over the training data (default: the task family's: 6 for seq2seq, whose warm-started decoder learns nothing in 2; 2 otherwise)
@@ -154,18 +154,18 @@ def check_monitor(monitor:str, task:str=None):
 # %% ../nbs/08a_settings.ipynb #e6925f41
 def _check_recipe(s:RunSettings):
     "Options that shape a recipe must belong to it: unfreezing, a schedule, LoRA's, domain adaptation"
-    recipe = s.recipe
+    recipe, name = s.recipe, s.recipe['strategy']
     if s.schedule is not None:
         if s.unfreeze not in (None, 'spread') or s.until != 0.5: raise ConfigError("--schedule replaces --unfreeze and --until: pass one or the other.")
-        if s.strategy == 'last': raise ConfigError("Strategy 'last' trains the head alone, which contradicts --schedule: drop one of them.")
+        if name == 'last': raise ConfigError("Strategy 'last' trains the head alone, which contradicts --schedule: drop one of them.")
     elif not recipe['gradual'] and (s.unfreeze not in (None, 'spread') or s.until != 0.5):
-        raise ConfigError(f"--unfreeze and --until shape gradual unfreezing, which strategy {s.strategy!r} does not do: "
+        raise ConfigError(f"--unfreeze and --until shape gradual unfreezing, which strategy {name!r} does not do: "
                           "add --strategy gradual (or freeze, gradual-stlr, ulmfit), or drop them.")
     unfreeze_every(s.unfreeze)
     lora = {k: getattr(s, k) for k in ('lora_r', 'lora_alpha', 'lora_dropout', 'lora_targets')}
     changed = [k for k, v in lora.items() if v != RunSettings.__dataclass_fields__[k].default]
     if changed and not recipe['lora']:
-        raise ConfigError(f"--{changed[0].replace('_', '-')} shapes LoRA adapters, which strategy {s.strategy!r} does not add: "
+        raise ConfigError(f"--{changed[0].replace('_', '-')} shapes LoRA adapters, which strategy {name!r} does not add: "
                           "add --strategy lora (or lora-discr), or drop it.")
     if s.lora_r < 1: raise ConfigError(f"lora_r is {s.lora_r}: use a rank of 1 or more, e.g. 8.")
     if not s.lora_alpha > 0: raise ConfigError(f"lora_alpha is {s.lora_alpha}: use a positive scale, e.g. 16 (twice the rank).")
@@ -213,8 +213,8 @@ def _check_paths(s:RunSettings, resuming:bool=False):
 # %% ../nbs/08a_settings.ipynb #c7b7d3ca
 @patch(as_prop=True)
 def recipe(self:RunSettings) -> dict:
-    "What the strategy does (see `strategy_settings`)"
-    return strategy_settings(self.strategy, self.decay)
+    "What the strategy does (see `strategy_settings`); until the task family is known, an unset strategy is `DEFAULT_STRATEGY`"
+    return strategy_settings(self.strategy or DEFAULT_STRATEGY, self.decay)
 
 @patch
 def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled texts are not read again
@@ -229,28 +229,38 @@ def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled
 
 # %% ../nbs/08a_settings.ipynb #4f51466c
 RUN_DEFAULTS = dict(bs=32, epochs=2, head_lr_mult=1.0)  # settings whose default depends on the task family (`TaskFamily.defaults`); these when the family has none
-RECIPE_DEFAULTS = ('lr', 'head_lr_mult')  # family defaults that belong to the default recipe, which the grids measured
+RECIPE_DEFAULTS = ('lr', 'head_lr_mult')  # family defaults that belong to the family's recipe, which its grid measured
+
+def _family_values(family, task:str) -> tuple:
+    "`(values, waiting)`: the family's defaults for `task`, and the per-task ones that wait while the task is unknown"
+    values, waiting = {}, []
+    for k, v in (family.defaults or {}).items():
+        if isinstance(v, dict):  # per task: tasks it does not name take `RUN_DEFAULTS`
+            if task is None: waiting.append(k); continue
+            if task not in v: continue
+            v = v[task]
+        values[k] = v
+    return values, waiting
 
 @patch
 def with_task_defaults(self:RunSettings, family, # the run's `TaskFamily`
                        unset:tuple=(), # fields to treat as not given although set (`check` fills the recipe's rate in: pass 'lr' if it was not given)
                        task:str=None, # the run's task once the data has shown it (default: `self.task`)
                       ) -> RunSettings:
-    """The settings with those left unset (None) taken from the task family's defaults, then `RUN_DEFAULTS`. A family's `lr` and `head_lr_mult`
-    were measured with the default recipe (`DEFAULT_STRATEGY`) and no explicit schedule: other recipes, and schedules whose phases set their
-    own rates, keep the recipe's rate and a head rate of 1. A default given per task (`{'classify': 10, 'multilabel': 10}`) waits for the
-    task: while the data has not shown it, that setting stays unset, and a second call with `task` fills it in."""
-    task = task or self.task
-    as_measured = self.strategy == DEFAULT_STRATEGY and self.schedule is None
-    defaults = dict(RUN_DEFAULTS)
-    for k, v in (family.defaults or {}).items():
-        if k in RECIPE_DEFAULTS and not as_measured: continue
-        if isinstance(v, dict):  # per task: tasks it does not name take `RUN_DEFAULTS`
-            if task is None: defaults.pop(k, None); continue
-            if task not in v: continue
-            v = v[task]
-        defaults[k] = v
+    """The settings with those left unset (None) taken from the task family's defaults, then `RUN_DEFAULTS`. The recipe comes first: the
+    family's `strategy`, else `DEFAULT_STRATEGY`. A family's `lr` and `head_lr_mult` were measured with that recipe and no explicit schedule:
+    another recipe, or a schedule whose phases set their own rates, keeps the recipe's rate and a head rate of 1. A default given per task
+    (`{'classify': 10, 'multilabel': 10}`) waits for the task: while the data has not shown it, that setting stays unset, and a second call
+    with `task` fills it in."""
+    values, waiting = _family_values(family, task or self.task)
+    family_strategy = values.get('strategy', DEFAULT_STRATEGY)
+    strategy = self.strategy or family_strategy
+    as_measured = strategy == family_strategy and self.schedule is None
+    defaults = dict(RUN_DEFAULTS, strategy=strategy, lr=strategy_settings(strategy, self.decay)['default_lr'])
+    defaults.update({k: v for k, v in values.items() if as_measured or k not in RECIPE_DEFAULTS})
+    for k in waiting: defaults.pop(k, None)
     s = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None or k in unset})
+    if self.strategy is None: _check_recipe(s)  # the family's recipe must fit the options given (e.g. --unfreeze wants a gradual one)
     _check_patience(s)  # with the family's epochs
     return s
 
@@ -260,8 +270,7 @@ def task_defaults() -> list:
     rows = []
     for family in TASK_FAMILIES.values():
         for task in family.tasks:
-            s = RunSettings(task=task)  # not `check`ed: a family that needs data would refuse it
-            s = replace(s, lr=s.recipe['default_lr']).with_task_defaults(family, unset=('lr',))
+            s = RunSettings(task=task).with_task_defaults(family)  # not `check`ed: a family that needs data would refuse it
             row = dict(family=family.name, tasks=task, strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, head_lr_mult=s.head_lr_mult, bs=s.bs, epochs=s.epochs)
             same = next((r for r in rows if dict(r, tasks=task) == row), None)  # a family's tasks share a row while their defaults agree
             if same is not None: same['tasks'] += f', {task}'
