@@ -104,12 +104,12 @@ def _label_str(v):
     return str(v)
 
 # %% ../nbs/01_data.ipynb #fc879e40
-def _check_sizes(bs:int, # the batch size asked for
+def _check_sizes(bs:int, # the batch size asked for (None: not given yet)
                  limit:int=None, # the rows asked for (None: all of them)
                  example_bs:int=32, # the batch size the refusal suggests (the task's usual one)
                 ):
     "Refuse a batch size below 1 or a row limit below 2, one sentence each (`ConfigError`)"
-    if bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. {example_bs}.")
+    if bs is not None and bs < 1: raise ConfigError(f"Batch size is {bs}: use a positive number, e.g. {example_bs}.")
     if limit is not None and limit < 2: raise ConfigError(f"limit is {limit}: use at least 2 rows (or no limit).")
 
 # %% ../nbs/01_data.ipynb #11a8850d

@@ -17,6 +17,7 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 
 from .core import ConfigError, DataError, read_yaml
+from .data import _check_sizes
 from .learner import PRECISIONS, TASK_FAMILIES, task_family
 import ftbook.classify, ftbook.tag, ftbook.sft, ftbook.seq2seq, ftbook.qa  # the task families: each registers itself in the task table
 from .schedule import DEFAULT_STRATEGY, STRATEGIES, read_phases, strategy_settings
@@ -108,9 +109,8 @@ def _check_numbers(s:RunSettings):
     "The plain numeric options"
     if s.epochs is not None and s.epochs < 1: raise ConfigError(f"epochs is {s.epochs}: train for at least 1 epoch.")
     if s.lr is not None and not s.lr > 0: raise ConfigError(f"Learning rate is {s.lr}: use a positive value, e.g. 1e-4.")
-    if s.bs is not None and s.bs < 1: raise ConfigError(f"Batch size is {s.bs}: use a positive number, e.g. 32.")
     if s.max_len < 2: raise ConfigError(f"max_len is {s.max_len}: use at least 2 tokens, e.g. 128.")
-    if s.limit is not None and s.limit < 2: raise ConfigError(f"limit is {s.limit}: use at least 2 rows (or no limit).")
+    _check_sizes(s.bs, s.limit)  # as every task's data loaders check them
     if not 0 < s.valid_pct < 1: raise ConfigError(f"valid_pct is {s.valid_pct}: use a share between 0 and 1, e.g. 0.2.")
     if s.warmup is not None and not 0 < s.warmup < 1: raise ConfigError(f"warmup is {s.warmup}: use a fraction of training between 0 and 1, e.g. 0.1.")
     if s.head_lr_mult is not None and not s.head_lr_mult > 0: raise ConfigError(f"head_lr_mult is {s.head_lr_mult}: use a positive multiple of the top rate, e.g. 10 (1: none).")
