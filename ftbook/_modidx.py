@@ -657,6 +657,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'ftbook.settings.check_monitor': ('settings.html#check_monitor', 'ftbook/settings.py'),
                                  'ftbook.settings.check_writable': ('settings.html#check_writable', 'ftbook/settings.py'),
                                  'ftbook.settings.course_fields': ('settings.html#course_fields', 'ftbook/settings.py'),
+                                 'ftbook.settings.default_strategy': ('settings.html#default_strategy', 'ftbook/settings.py'),
                                  'ftbook.settings.read_settings': ('settings.html#read_settings', 'ftbook/settings.py'),
                                  'ftbook.settings.resumed_settings': ('settings.html#resumed_settings', 'ftbook/settings.py'),
                                  'ftbook.settings.task_defaults': ('settings.html#task_defaults', 'ftbook/settings.py'),

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['ALL_TASKS', 'GENERATIVE_TASKS', 'METRICS_BY_TASK', 'MONITORS', 'DEFAULT_OUT', 'RESUMABLE', 'RUN_DEFAULTS',
            'RECIPE_DEFAULTS', 'RunSettings', 'course_fields', 'check_monitor', 'unfreeze_every', 'check_writable',
-           'task_defaults', 'task_defaults_text', 'read_settings', 'resumed_settings', 'add_settings_flags']
+           'default_strategy', 'task_defaults', 'task_defaults_text', 'read_settings', 'resumed_settings',
+           'add_settings_flags']
 
 # %% ../nbs/08a_settings.ipynb #cc6ca071
 import argparse, json, os
@@ -44,7 +45,7 @@ class RunSettings:
     valid_pct:float=0.2 # share of rows (or groups) held out for validation
     max_len:int=128 # longest sequence in tokens
     model:str|Path=None # model folder or Hub id[@revision] (default: the bundled all-MiniLM-L6-v2; sft: SmolLM2-135M-Instruct)
-    strategy:str=None # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr (default: the task family's; discr, chosen on the recipe grid, unless the family's grid chose another)
+    strategy:str=None # recipe: discr, full, scratch, last, freeze, gradual, gradual-stlr, ulmfit, lora, lora-discr (default: the task family's: full for sft, where its grid found discr behind; discr, chosen on the recipe grid, otherwise)
     lr:float=None # peak learning rate of the top group (default 2e-4; 1e-3 for lora and lora-discr)
     decay:float=None # per-group rate multiplier of discriminative recipes (default 0.9 for discr, 1/2.6 for ulmfit, else 0.8)
     epochs:int=None # passes over the training data (default: the task family's: 6 for seq2seq, whose warm-started decoder learns nothing in 2; 2 otherwise)
@@ -211,10 +212,15 @@ def _check_paths(s:RunSettings, resuming:bool=False):
         raise DataError(f"Unlabelled-text file {s.unlabelled} does not exist: check the path.")
 
 # %% ../nbs/08a_settings.ipynb #c7b7d3ca
+def default_strategy(task:str=None) -> str:
+    "The recipe a run of `task` trains with when it names none: its family's `strategy` default, else (also while the task is unknown) `DEFAULT_STRATEGY`"
+    if task not in ALL_TASKS: return DEFAULT_STRATEGY
+    return (task_family(task).defaults or {}).get('strategy', DEFAULT_STRATEGY)
+
 @patch(as_prop=True)
 def recipe(self:RunSettings) -> dict:
-    "What the strategy does (see `strategy_settings`); until the task family is known, an unset strategy is `DEFAULT_STRATEGY`"
-    return strategy_settings(self.strategy or DEFAULT_STRATEGY, self.decay)
+    "What the strategy does (see `strategy_settings`); an unset strategy is the task's `default_strategy`"
+    return strategy_settings(self.strategy or default_strategy(self.task), self.decay)
 
 @patch
 def check(self:RunSettings, resuming:bool=False, # a resumed run: its unlabelled texts are not read again
@@ -271,7 +277,7 @@ def task_defaults() -> list:
     for family in TASK_FAMILIES.values():
         for task in family.tasks:
             s = RunSettings(task=task).with_task_defaults(family)  # not `check`ed: a family that needs data would refuse it
-            row = dict(family=family.name, tasks=task, strategy=s.strategy, decay=s.recipe['decay'], lr=s.lr, head_lr_mult=s.head_lr_mult, bs=s.bs, epochs=s.epochs)
+            row = dict(family=family.name, tasks=task, strategy=s.strategy, decay=s.recipe['decay'] if s.recipe['discriminative'] else None, lr=s.lr, head_lr_mult=s.head_lr_mult, bs=s.bs, epochs=s.epochs)
             same = next((r for r in rows if dict(r, tasks=task) == row), None)  # a family's tasks share a row while their defaults agree
             if same is not None: same['tasks'] += f', {task}'
             else: rows.append(row)

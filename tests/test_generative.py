@@ -83,6 +83,17 @@ def test_sft_trains_on_answers_and_predicts(sft, tmp_path):
     scored = run_cli('ftbook-predict', out/'model', '--data', tmp_path/'q.csv', '--label-col', 'completion', '--max-new-tokens', 4)
     assert scored.returncode == 0 and scored.stdout.startswith('Exact answers') and 'on 1 prompts' in scored.stdout, (scored.stdout, scored.stderr[-2000:])
 
+def test_sft_trains_its_grid_recipe_unless_told(data):
+    "--task sft without --strategy: full fine-tuning at 1e-4 (the sft grid's choice); another recipe keeps its own rate"
+    import yaml
+    printed = run_cli('ftbook-finetune', '--task', 'sft', '--data', data/'chats.jsonl', '--print-config')
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    s = yaml.safe_load(printed.stdout)
+    assert (s['strategy'], s['lr'], s['epochs'], s['bs']) == ('full', 1e-4, 2, 32), s
+    printed = run_cli('ftbook-finetune', '--task', 'sft', '--data', data/'chats.jsonl', '--strategy', 'discr', '--print-config')
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert (yaml.safe_load(printed.stdout)['strategy'], yaml.safe_load(printed.stdout)['lr']) == ('discr', 2e-4)
+
 def _write(path, text): path.write_text(text); return path
 
 def _chats(path, *convs): return _write(path, ''.join(json.dumps(dict(messages=c)) + '\n' for c in convs))
@@ -99,6 +110,8 @@ BAD = {
     'empty target':          (lambda t: ['--task', 'seq2seq', '--data', _write(t/'s.csv', 'source,target\nhouse,maison\nwine, \n')],
                               "Row 2 has an empty target in 'target'"),
     'source col without seq2seq': (lambda t: ['--source-col', 'en'], '--source-col and --target-col name the texts of --task seq2seq'),
+    'unfreeze with sft':     (lambda t: ['--task', 'sft', '--data', _chats(t/'c.jsonl', *[[U(f'q{i}'), A('a')] for i in range(20)]), '--unfreeze', 'epoch'],
+                              "which strategy 'full' does not do"),
     'lora on a warm start':  (lambda t: ['--task', 'seq2seq', '--strategy', 'lora', '--data', _write(t/'s.csv', 'source,target\n' + ''.join(f'w{i},m{i}\n' for i in range(60)))],
                               'LoRA would freeze'),
 }
