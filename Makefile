@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 # across workers (xdist cannot rebuild warning classes that notebooks define); PYTEST_FLAGS= runs the tests one by one
 PYTEST_FLAGS ?= -n 2 --dist loadgroup -p no:warnings -rfE --durations=15
 
-.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft-sweep grid-sft grid-imbalance grid-head readme docs clean
+.PHONY: setup finetune test lab test-slow export ablation bench grid-data seq2seq-data qa-data tag-data docs-assets grid grid-tag grid-seq2seq grid-sft-sweep grid-sft grid-adapt-sweep grid-adapt grid-imbalance grid-head readme docs clean
 
 setup: $(STAMP)
 
@@ -163,6 +163,15 @@ grid-sft-sweep: setup seq2seq-data
 		--recipes full@2e-5,full@5e-5,full@1e-4,full@2e-4,discr-0.9@5e-5,discr-0.9@1e-4,discr-0.9@2e-4,discr-0.9@5e-4
 grid-sft: setup seq2seq-data
 	$(BIN)/ftbook-grid --out nbs/grid/sft_results.jsonl --datasets $(SFT_SETS) --recipes full@1e-4,discr-0.9@1e-4 --baseline full@1e-4 --jobs $(SFT_JOBS) --precision $(SFT_PRECISION)
+
+# Domain adaptation (12_grid): the masked-LM stage alone (what --adapt-epochs runs before a classifier: ftbook.adapt.domain_adapt) on two sets'
+# texts, scored by masked accuracy on 400 held-out texts of the same set: a rate sweep on 500 reviews for one epoch, then full fine-tuning
+# against gradual unfreezing (the stage's recipe before the grid), each at its best rate from the sweep. About an hour on 2 cores.
+ADAPT_SWEEP := full@2e-4,full@5e-4,full@1e-3,full@2e-3,gradual@2e-4,gradual@5e-4,gradual@1e-3,gradual@2e-3,discr-0.9@2e-4,discr-0.9@5e-4,discr-0.9@1e-3,discr-0.9@2e-3
+grid-adapt-sweep: setup
+	$(BIN)/ftbook-grid --out nbs/grid/adapt_sweep.jsonl --datasets rt-adapt --sizes 500 --budgets 1 --seeds 1 --baseline full@2e-4 --jobs 2 --recipes $(ADAPT_SWEEP)
+grid-adapt: setup
+	$(BIN)/ftbook-grid --out nbs/grid/adapt_results.jsonl --datasets rt-adapt,convention-adapt --recipes full@2e-4,gradual@5e-4 --baseline full@2e-4 --jobs 2
 
 # Rare classes (12_grid): the default against itself with a 10x head rate, balanced class weights or twice the warm-up, on the shortest
 # cell of tagging names (at the default batch of 8 and the old batch of 32, where tagging failed) and of two many-class sets

@@ -85,6 +85,7 @@ class MaskedLMDataLoaders(DataLoaders):
                    mlm_probability:float=0.15, # share of tokens to predict
                    whole_word:bool=False, # mask whole words (all their sub-tokens) instead of single tokens
                    seed:int=42, # seed of the held-out split and of the validation masks
+                   valid_texts=None, # texts to hold out instead of `valid_pct` of `texts` (e.g. a fixed set that several runs compare on)
                    device=None, # where batches go (default: CUDA if present)
                   ):
         "Tokenise `texts` once; mask training batches afresh each time, validation batches once."
@@ -95,10 +96,17 @@ class MaskedLMDataLoaders(DataLoaders):
                              "domain adaptation needs an encoder such as BERT, RoBERTa or MiniLM.")
         if not 0 < mlm_probability < 1: raise ConfigError(f"mlm_probability is {mlm_probability}: use a share between 0 and 1, e.g. 0.15.")
         if not 0 < valid_pct < 1: raise ConfigError(f"valid_pct is {valid_pct}: use a share between 0 and 1, e.g. 0.05.")
-        texts = [t for t in texts if isinstance(t, str) and t.strip()]
-        n_valid = max(1, int(len(texts) * valid_pct))
-        if len(texts) - n_valid < bs:
-            raise DataError(f"{len(texts)} texts leave {len(texts) - n_valid} to train on, fewer than the batch size {bs}: add texts or lower bs.")
+        keep = lambda ts: [t for t in ts if isinstance(t, str) and t.strip()]
+        texts = keep(texts)
+        if valid_texts is not None:
+            valid_texts = keep(valid_texts)
+            if not valid_texts: raise DataError("valid_texts holds no text: pass held-out texts, or leave it out to hold out valid_pct of the corpus.")
+        n_valid = len(valid_texts) if valid_texts is not None else max(1, int(len(texts) * valid_pct))
+        n_train = len(texts) if valid_texts is not None else len(texts) - n_valid
+        if n_train < bs:
+            left = f"{n_train} texts to train on" if valid_texts is not None else f"{len(texts)} texts leave {n_train} to train on"
+            raise DataError(f"{left}, fewer than the batch size {bs}: add texts or lower bs.")
+        if valid_texts is not None: texts = texts + valid_texts  # tokenised together, then the given ones held out
         if whole_word:  # the collator finds words from the tokens' character offsets
             enc = tokenizer(texts, truncation=True, max_length=max_len, return_offsets_mapping=True, return_attention_mask=False)
             items = [(ids, [tuple(o) for o in offs]) for ids, offs in zip(enc['input_ids'], enc['offset_mapping'])]
@@ -106,7 +114,8 @@ class MaskedLMDataLoaders(DataLoaders):
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # the count of texts cut to max_len
                 items = [(ids.tolist(), None) for ids in tokenize_texts(tokenizer, texts, max_len)]
-        order = np.random.default_rng(seed).permutation(len(items))
+        order = np.random.default_rng(seed).permutation(len(items)) if valid_texts is None else \
+                np.r_[np.arange(len(items) - n_valid, len(items)), np.arange(len(items) - n_valid)]  # the given held-out texts first
         train, valid = [items[i] for i in order[n_valid:]], [items[i] for i in order[:n_valid]]
         # with whole words the collator shows every chosen token as [MASK] (it has no random whole-word replacement)
         kw = dict(mlm_probability=mlm_probability, whole_word_mask=whole_word, **(dict(mask_replace_prob=1.0, random_replace_prob=0.0) if whole_word else {}))
@@ -222,12 +231,15 @@ def domain_adapt(texts, # the adaptation corpus (see `adaptation_texts`)
                  model_path, # the encoder's folder or Hub id
                  out, # folder for the adapted encoder
                  epochs:int=1, # passes over the corpus
-                 lr:float=2e-4, # peak learning rate of the top group
+                 lr:float=5e-4, # peak learning rate of the top group (5e-4: gradual's best in the adaptation sweep, chapter 12)
                  strategy:str='gradual', # one of ftbook's recipes (see `STRATEGIES`); gradual: the fresh head learns before the encoder moves
+                 decay:float=None, # per-group rate multiplier of a discriminative recipe (default: the recipe's own)
                  bs:int=32, max_len:int=128, # batch size; longest sequence in tokens
                  whole_word:bool=False, # mask whole words
                  seed:int=42, # seed of the held-out split, validation masks, initialisation and order
+                 valid_texts=None, # texts to measure the masked LM on (default: 5% of `texts`, held out)
                  device=None, # default: CUDA if present
+                 mixed_precision:bool|str=True, # as `adapt_learner` takes it: True is bf16 autocast on CUDA, fp32 on the CPU
                  cbs=None, # more fastai callbacks for the fit
                 ) -> tuple:
     "Fine-tune the encoder's masked LM on `texts` and save it for the classifier; returns `(out, summary dict)`."
@@ -238,14 +250,15 @@ def domain_adapt(texts, # the adaptation corpus (see `adaptation_texts`)
     start = time.time()
     set_seed(seed, reproducible=True)
     dls = MaskedLMDataLoaders.from_texts(texts, _check_model_dir(model_path), bs=bs, max_len=max_len, whole_word=whole_word,
-                                         seed=seed, device=device)
-    learn = adapt_learner(dls, model_path)
+                                         seed=seed, valid_texts=valid_texts, device=device)
+    learn = adapt_learner(dls, model_path, mixed_precision=mixed_precision)
     with learn.no_bar(), learn.no_logging():
         before = learn.validate()
-        learn.fit_with_strategy(strategy, epochs, lr, cbs=cbs)
-        after = learn.validate()
+        learn.fit_with_strategy(strategy, epochs, lr, decay=decay, cbs=cbs)
+        # the fit validated after its last epoch; another pass gives the same numbers unless a callback changed the weights since
+        after = learn.recorder.values[-1][1:] if not cbs else learn.validate()
     save_adapted_encoder(learn, out)
-    summary = dict(n_texts=len(texts), n_train=dls.n_train, n_valid=dls.n_valid, epochs=epochs, lr=lr, strategy=strategy,
+    summary = dict(n_texts=len(texts), n_train=dls.n_train, n_valid=dls.n_valid, epochs=epochs, lr=lr, strategy=strategy, decay=decay,
                    whole_word=whole_word, perplexity_before=float(before[1]), perplexity_after=float(after[1]),
                    masked_accuracy_before=float(before[2]), masked_accuracy_after=float(after[2]), seconds=round(time.time() - start, 1))
     return Path(out), summary

@@ -328,7 +328,8 @@ _FINETUNE_HELP = """Fine-tune a transformers text classifier with fastai and sav
     epoch (frozen groups need no backward pass); lora, a small export and less optimizer state; full, one rate everywhere
     (give it a lower --lr, e.g. 1e-4: at 5e-4 it fell to the majority class on the grid's sweep); --schedule, your own phases.
     --adapt-epochs N first continues the encoder's masked-LM pretraining on the training texts and --unlabelled ones
-    (ULMFiT's stage 2), never on validation texts; the classifier then starts from the adapted encoder.
+    (ULMFiT's stage 2), never on validation texts, with gradual unfreezing at 5e-4 (the stage's own grid); the classifier then
+    starts from the adapted encoder.
     --task tag trains a tagger (NER, parts of speech): rows of words and tags (JSONL lists, or space-separated in a CSV), texts with
     character spans ({start, end, label}), or a CoNLL file (.conll, .iob, .bio); scored by entities as seqeval and CoNLL score them.
     --task seq2seq trains a source -> target text model (translation, rewriting) on --source-col/--target-col pairs: any seq2seq

@@ -214,8 +214,11 @@ def _check_paths(s:RunSettings, resuming:bool=False):
 # %% ../nbs/08a_settings.ipynb #c7b7d3ca
 def default_strategy(task:str=None) -> str:
     "The recipe a run of `task` trains with when it names none: its family's `strategy` default, else (also while the task is unknown) `DEFAULT_STRATEGY`"
-    if task not in ALL_TASKS: return DEFAULT_STRATEGY
-    return (task_family(task).defaults or {}).get('strategy', DEFAULT_STRATEGY)
+    return _family_strategy(task_family(task)) if task in ALL_TASKS else DEFAULT_STRATEGY
+
+def _family_strategy(family) -> str:
+    "The recipe of a `TaskFamily`: its `strategy` default (one for all its tasks: `register_task` refuses one by task), else `DEFAULT_STRATEGY`"
+    return (family.defaults or {}).get('strategy', DEFAULT_STRATEGY)
 
 @patch(as_prop=True)
 def recipe(self:RunSettings) -> dict:
@@ -259,9 +262,8 @@ def with_task_defaults(self:RunSettings, family, # the run's `TaskFamily`
     (`{'classify': 10, 'multilabel': 10}`) waits for the task: while the data has not shown it, that setting stays unset, and a second call
     with `task` fills it in."""
     values, waiting = _family_values(family, task or self.task)
-    family_strategy = values.get('strategy', DEFAULT_STRATEGY)
-    strategy = self.strategy or family_strategy
-    as_measured = strategy == family_strategy and self.schedule is None
+    strategy = self.strategy or _family_strategy(family)
+    as_measured = strategy == _family_strategy(family) and self.schedule is None
     defaults = dict(RUN_DEFAULTS, strategy=strategy, lr=strategy_settings(strategy, self.decay)['default_lr'])
     defaults.update({k: v for k, v in values.items() if as_measured or k not in RECIPE_DEFAULTS})
     for k in waiting: defaults.pop(k, None)
