@@ -166,7 +166,7 @@ grid-sft: setup seq2seq-data
 
 # Domain adaptation (12_grid): the masked-LM stage alone (what --adapt-epochs runs before a classifier: ftbook.adapt.domain_adapt) on two sets'
 # texts, scored by masked accuracy on 400 held-out texts of the same set: a rate sweep on 500 reviews for one epoch, then full fine-tuning
-# against gradual unfreezing (the stage's recipe before the grid), each at its best rate from the sweep. About an hour on 2 cores.
+# against gradual unfreezing (the stage's recipe before the grid), each at its best rate from the sweep. About 80 minutes on 2 cores (the sweep: 6).
 ADAPT_SWEEP := full@2e-4,full@5e-4,full@1e-3,full@2e-3,gradual@2e-4,gradual@5e-4,gradual@1e-3,gradual@2e-3,discr-0.9@2e-4,discr-0.9@5e-4,discr-0.9@1e-3,discr-0.9@2e-3
 grid-adapt-sweep: setup
 	$(BIN)/ftbook-grid --out nbs/grid/adapt_sweep.jsonl --datasets rt-adapt --sizes 500 --budgets 1 --seeds 1 --baseline full@2e-4 --jobs 2 --recipes $(ADAPT_SWEEP)

@@ -246,7 +246,7 @@ def domain_adapt(texts, # the adaptation corpus (see `adaptation_texts`)
     import time
     from fastai.torch_core import set_seed
     if epochs < 1: raise ConfigError(f"Adaptation epochs is {epochs}: use at least 1 (or skip adaptation).")
-    if lr <= 0: raise ConfigError(f"The adaptation learning rate is {lr}: use a positive rate, e.g. 2e-4.")
+    if lr <= 0: raise ConfigError(f"The adaptation learning rate is {lr}: use a positive rate, e.g. 5e-4.")
     start = time.time()
     set_seed(seed, reproducible=True)
     dls = MaskedLMDataLoaders.from_texts(texts, _check_model_dir(model_path), bs=bs, max_len=max_len, whole_word=whole_word,
@@ -258,7 +258,7 @@ def domain_adapt(texts, # the adaptation corpus (see `adaptation_texts`)
         # the fit validated after its last epoch; another pass gives the same numbers unless a callback changed the weights since
         after = learn.recorder.values[-1][1:] if not cbs else learn.validate()
     save_adapted_encoder(learn, out)
-    summary = dict(n_texts=len(texts), n_train=dls.n_train, n_valid=dls.n_valid, epochs=epochs, lr=lr, strategy=strategy, decay=decay,
+    summary = dict(n_texts=len(texts), n_train=dls.n_train, n_valid=dls.n_valid, epochs=epochs, lr=lr, strategy=strategy, decay=decay, bs=bs,
                    whole_word=whole_word, perplexity_before=float(before[1]), perplexity_after=float(after[1]),
                    masked_accuracy_before=float(before[2]), masked_accuracy_after=float(after[2]), seconds=round(time.time() - start, 1))
     return Path(out), summary

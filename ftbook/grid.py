@@ -18,7 +18,7 @@ from functools import partial
 from .schedule import strategy_settings
 from .ablation import _finetune_command
 from .seq2seq import freedict_pairs
-from .learner import PRECISIONS
+from .learner import PRECISIONS, learned_nothing
 import torch
 from .data import read_table, split_rows
 from .adapt import adaptation_texts, domain_adapt
@@ -324,8 +324,9 @@ def adapt_cell(dataset:str, size, epochs:int, recipe:str, seed:int, # one adapta
                             mixed_precision=precision or True, **({'bs': bs} if bs else {}))
     return dict(dataset=dataset, size=size, epochs=epochs, recipe=name, lr=lr, seed=seed, masked_accuracy=s['masked_accuracy_after'],
                 perplexity=s['perplexity_after'], masked_accuracy_before=s['masked_accuracy_before'], metric='masked_accuracy',
-                score=s['masked_accuracy_after'], valid_loss=float(np.log(s['perplexity_after'])), bs=bs or 32,
-                learned_nothing=bool(s['masked_accuracy_after'] <= s['masked_accuracy_before'] + 0.005), seconds=s['seconds'],
+                score=s['masked_accuracy_after'], valid_loss=float(np.log(s['perplexity_after'])), bs=s['bs'],
+                learned_nothing=learned_nothing(dict(masked_accuracy=s['masked_accuracy_after']), dict(masked_accuracy=s['masked_accuracy_before']),
+                                                'the encoder before adaptation') is not None, seconds=s['seconds'],
                 peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), n_train=s['n_train'], n_valid=s['n_valid'],
                 device='cuda' if torch.cuda.is_available() else 'cpu', precision=precision, threads=torch.get_num_threads())
 
